@@ -1,0 +1,89 @@
+"""`gateway serve | check | version`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from gateway import __version__
+from gateway.app import POLICY_ENV, Settings, create_app
+from gateway.logs import configure_logging
+from gateway.policy.loader import PolicyError, load_policy
+
+log = logging.getLogger("gateway")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="OpenAI-compatible LLM gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--policy", help="policy file or directory (default: the packaged policy)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--no-access-log", action="store_true", help="no per-request log line")
+    check = commands.add_parser("check", help="validate a policy file or directory")
+    check.add_argument("path")
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "version":
+        print(f"llm-gateway {__version__}")
+        return 0
+    if args.command == "check":
+        return check(args.path)
+    return serve(args)
+
+
+def check(path: str) -> int:
+    try:
+        loaded = load_policy(path)
+    except PolicyError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
+    policy = loaded.policy
+    print(f"{path}: ok ({len(policy.providers)} providers, {len(policy.models)} models)")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level, access_log=not args.no_access_log)
+    try:
+        loaded = load_policy(args.policy)
+    except PolicyError as exc:
+        for issue in exc.issues:
+            log.error("invalid policy: %s", issue)
+        return 1
+    if not loaded.policy.may_bind(args.host):
+        log.error(
+            "refusing to bind %s: no gateway API keys are configured; add auth.keys to the "
+            "policy or set auth.allow_unauthenticated_remote: true",
+            args.host,
+        )
+        return 2
+    common = {
+        "host": args.host,
+        "port": args.port,
+        "log_config": None,
+        "access_log": False,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 30,
+    }
+    if args.workers > 1:
+        if args.policy:
+            os.environ[POLICY_ENV] = os.path.abspath(args.policy)
+        uvicorn.run("gateway.app:create_app", factory=True, workers=args.workers, **common)  # type: ignore[arg-type]
+    else:
+        app = create_app(Settings(policy_path=args.policy, preloaded=loaded))
+        uvicorn.run(app, **common)  # type: ignore[arg-type]
+    return 0

@@ -1,0 +1,118 @@
+"""The request path. `handle` is the table of contents: each stage, in order.
+
+auth -> parse -> prompt resolution -> input guardrails -> cache lookup -> route
+-> call provider (fallback loop) -> output guardrails -> record
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.context import Attempt, RequestContext
+from gateway.errors import GatewayError
+from gateway.providers.base import (
+    ChunkStream,
+    Completion,
+    Operation,
+    UnsupportedOperation,
+    UpstreamRequest,
+)
+from gateway.relay import json_response, sse_response
+from gateway.requests import ParsedRequest, read_request
+from gateway.runtime import Runtime, Target
+from gateway.state import GatewayState
+
+
+async def handle(request: Request, operation: Operation) -> Response:
+    state: GatewayState = request.state.gateway
+    ctx: RequestContext = request.state.ctx
+    runtime = bind_runtime(state, ctx)
+    ctx.key_id = runtime.keys.authenticate(request.headers)
+    call = await read_request(request, operation, runtime.policy.server.max_body_bytes, ctx)
+    resolve_prompt(runtime, call)
+    await guard_input(runtime, ctx, call)
+    if (cached := await state.cache.get(ctx, call)) is not None:
+        return record(ctx, cached)
+    targets = route(runtime, ctx, call)
+    result = await call_provider(ctx, targets, call)
+    result = await guard_output(runtime, ctx, result)
+    return record(ctx, result)
+
+
+def bind_runtime(state: GatewayState, ctx: RequestContext) -> Runtime:
+    """Pin the policy this request runs on, so a reload mid-request changes nothing for it."""
+    runtime = state.runtime
+    runtime.acquire()
+    ctx.runtime_release = runtime.release
+    return runtime
+
+
+def resolve_prompt(runtime: Runtime, call: ParsedRequest) -> None:
+    """Prompt templates and versions: no policy key for them yet, so requests pass as sent."""
+
+
+async def guard_input(runtime: Runtime, ctx: RequestContext, call: ParsedRequest) -> None:
+    """Input guardrails: none are configurable yet (see gateway.guardrails)."""
+
+
+def route(runtime: Runtime, ctx: RequestContext, call: ParsedRequest) -> list[Target]:
+    ctx.model = call.model
+    return runtime.targets(call.model)
+
+
+async def call_provider(
+    ctx: RequestContext, targets: list[Target], call: ParsedRequest
+) -> Completion | ChunkStream:
+    """Try each target in order; move on only when the failure is the upstream's
+    (unreachable, timeout, 429, 5xx) and nothing has reached the client yet."""
+    failure: GatewayError = UnsupportedOperation(
+        f"model {call.model!r} does not support {call.operation}", param="model"
+    )
+    for target in targets:
+        if not target.provider.supports(call.operation):
+            continue
+        request = call.upstream_request(target.upstream_model, ctx.upstream_headers())
+        started = time.perf_counter()
+        try:
+            if call.stream:
+                result: Completion | ChunkStream = await target.provider.stream(request)
+            else:
+                result = await target.provider.complete(request)
+        except GatewayError as exc:
+            ctx.attempts.append(attempt(target, exc.status, started, exc.code))
+            if not retryable(exc):
+                raise
+            failure = exc
+            continue
+        ctx.attempts.append(attempt(target, 200, started, None))
+        ctx.provider, ctx.upstream_model = target.provider.name, target.upstream_model
+        return result
+    raise failure
+
+
+def attempt(target: Target, status: int, started: float, error: str | None) -> Attempt:
+    return Attempt(
+        target.provider.name, target.upstream_model, status, time.perf_counter() - started, error
+    )
+
+
+def retryable(exc: GatewayError) -> bool:
+    return exc.status == 429 or exc.status >= 500
+
+
+async def guard_output(
+    runtime: Runtime, ctx: RequestContext, result: Completion | ChunkStream
+) -> Completion | ChunkStream:
+    """Output guardrails: none are configurable yet (see gateway.guardrails)."""
+    return result
+
+
+def record(ctx: RequestContext, result: Completion | ChunkStream) -> Response:
+    """Turn the result into the client's response. The telemetry sinks get the request
+    once that response has been delivered: the middleware calls `GatewayState.finish`."""
+    if isinstance(result, Completion):
+        return json_response(ctx, result)
+    return sse_response(ctx, result)

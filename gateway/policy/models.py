@@ -1,0 +1,97 @@
+"""The policy schema: typed, frozen, and strict (unknown keys are errors)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+ProviderType = Literal["openai", "azure", "anthropic"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(Strict):
+    type: ProviderType
+    base_url: str
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=200, ge=1)
+    api_version: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value!r})")
+        return value.rstrip("/")
+
+
+class ModelConfig(Strict):
+    provider: str
+    upstream_model: str
+    fallbacks: tuple[str, ...] = ()
+    owned_by: str | None = None
+
+
+class ApiKey(Strict):
+    id: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class AuthConfig(Strict):
+    keys: tuple[ApiKey, ...] = ()
+    allow_unauthenticated_remote: bool = False
+
+
+class ServerConfig(Strict):
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+
+
+class Policy(Strict):
+    version: Literal[1]
+    server: ServerConfig = ServerConfig()
+    auth: AuthConfig = AuthConfig()
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+
+    def may_bind(self, host: str) -> bool:
+        """With no gateway keys, only loopback binds unless the policy opts in."""
+        if self.auth.keys or self.auth.allow_unauthenticated_remote:
+            return True
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+def cross_reference_errors(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
+    """Checks pydantic cannot express per field: names that must refer to each other."""
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    for name, model in policy.models.items():
+        if model.provider not in policy.providers:
+            errors.append((("models", name, "provider"), f"unknown provider {model.provider!r}"))
+        for i, fallback in enumerate(model.fallbacks):
+            if fallback not in policy.models or fallback == name:
+                errors.append((("models", name, "fallbacks", i), f"unknown model {fallback!r}"))
+    for name, provider in policy.providers.items():
+        if provider.type == "azure" and provider.api_key is None:
+            errors.append((("providers", name, "api_key"), "azure needs an api_key"))
+    seen: set[str] = set()
+    for i, key in enumerate(policy.auth.keys):
+        if key.id in seen:
+            errors.append((("auth", "keys", i, "id"), f"duplicate key id {key.id!r}"))
+        seen.add(key.id)
+    return errors

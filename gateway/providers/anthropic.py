@@ -1,0 +1,87 @@
+"""`type: anthropic`: the Messages API behind the OpenAI chat interface."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from gateway.errors import UpstreamError, UpstreamUnreachable
+from gateway.policy.models import ProviderConfig
+from gateway.providers import openai_to_anthropic as translate
+from gateway.providers.base import (
+    Completion,
+    Operation,
+    UpstreamHTTP,
+    UpstreamRequest,
+    dumps,
+    iter_sse,
+    relayed_headers,
+)
+
+DEFAULT_VERSION = "2023-06-01"
+
+
+class AnthropicHTTP(UpstreamHTTP):
+    def error_body(self, status: int, raw: bytes) -> tuple[bytes, str]:
+        return translate.error_from_upstream(status, raw)
+
+
+class AnthropicStream:
+    def __init__(self, response: httpx.Response, url: str, include_usage: bool) -> None:
+        self._response = response
+        self._url = url
+        self._translator = translate.StreamTranslator(include_usage)
+        self.headers = relayed_headers(response)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for event in iter_sse(self._response, self._url):
+            data: Any = orjson.loads(event.data)
+            name = event.event or str(data.get("type", ""))
+            if name == "error":
+                body, message = translate.error_from_upstream(500, event.data)
+                raise UpstreamError(500, body, message, {})
+            for chunk in self._translator.feed(name, data):
+                yield dumps(chunk)
+            if name == "message_stop":
+                return
+        raise UpstreamUnreachable("upstream stream ended before message_stop")
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class AnthropicProvider:
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        self.name = name
+        self.config = config
+        self.http = AnthropicHTTP(config)
+        self.url = config.base_url + "/messages"
+        self._headers = {
+            "content-type": "application/json",
+            "anthropic-version": config.api_version or DEFAULT_VERSION,
+            **config.headers,
+        }
+        if config.api_key is not None:
+            self._headers["x-api-key"] = config.api_key.get_secret_value()
+
+    def supports(self, operation: Operation) -> bool:
+        return operation == "chat"
+
+    async def complete(self, request: UpstreamRequest) -> Completion:
+        body = dumps(translate.to_upstream(request.body))
+        response = await self.http.send(self.url, body, {**self._headers, **request.headers}, stream=False)
+        message = orjson.loads(response.content)
+        return Completion(dumps(translate.from_upstream(message)), relayed_headers(response))
+
+    async def stream(self, request: UpstreamRequest) -> AnthropicStream:
+        body = dumps(translate.to_upstream(request.body))
+        headers = {**self._headers, **request.headers, "accept": "text/event-stream"}
+        response = await self.http.send(self.url, body, headers, stream=True)
+        options = request.body.get("stream_options") or {}
+        return AnthropicStream(response, self.url, bool(options.get("include_usage")))
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

@@ -1,0 +1,148 @@
+"""What every provider speaks: the request it receives, what it returns, and the
+pooled upstream HTTP client they share the code (not the connections) of."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import aiohttp
+import httpx
+import orjson
+from httpx_aiohttp import AiohttpTransport
+
+from gateway.errors import (
+    GatewayError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    openai_error_from_upstream,
+)
+from gateway.policy.models import ProviderConfig
+from gateway.providers.sse import SSEEvent, SSEParser
+
+Operation = Literal["chat", "completions", "embeddings"]
+RELAYED_HEADERS = ("openai-processing-ms", "retry-after", "x-ratelimit-")
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    """A request ready for one provider: `body` already names the upstream model."""
+
+    operation: Operation
+    body: dict[str, Any]
+    stream: bool
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Completion:
+    """A whole (non-streamed) OpenAI-format response body and the headers to relay."""
+
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ChunkStream(Protocol):
+    """An upstream stream already past its 2xx status: OpenAI chunk payloads (JSON
+    bytes, no `data:` framing, no `[DONE]`). `aclose` cancels the upstream request."""
+
+    headers: dict[str, str]
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Provider(Protocol):
+    name: str
+
+    def supports(self, operation: Operation) -> bool: ...
+
+    async def complete(self, request: UpstreamRequest) -> Completion: ...
+
+    async def stream(self, request: UpstreamRequest) -> ChunkStream: ...
+
+    async def aclose(self) -> None: ...
+
+
+class UnsupportedOperation(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+    code = "unsupported_operation"
+
+
+def relayed_headers(response: httpx.Response) -> dict[str, str]:
+    return {k: v for k, v in response.headers.items() if k.startswith(RELAYED_HEADERS)}
+
+
+class UpstreamHTTP:
+    """One pooled HTTP client per provider: httpx's API over aiohttp's transport."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        limits = httpx.Limits(max_connections=config.max_connections, keepalive_expiry=30.0)
+        self.timeout = httpx.Timeout(
+            config.timeout_s, connect=config.connect_timeout_s, pool=config.connect_timeout_s
+        )
+        self.client = httpx.AsyncClient(
+            transport=AiohttpTransport(limits=limits, trust_env=False),
+            timeout=self.timeout,
+            headers={"user-agent": "llm-gateway"},
+        )
+
+    async def send(
+        self, url: str, body: bytes, headers: dict[str, str], *, stream: bool
+    ) -> httpx.Response:
+        """POST and return a 2xx response (streaming: headers read, body not yet).
+
+        Raises UpstreamError for 4xx/5xx (body normalised to OpenAI's error shape by
+        `error_body`), UpstreamTimeout and UpstreamUnreachable for transport failures.
+        """
+        request = self.client.build_request("POST", url, content=body, headers=headers)
+        try:
+            response = await self.client.send(request, stream=stream)
+            if response.status_code >= 400:
+                raw = await response.aread()
+                await response.aclose()
+                error, message = self.error_body(response.status_code, raw)
+                raise UpstreamError(response.status_code, error, message, relayed_headers(response))
+            return response
+        except httpx.HTTPError as exc:
+            raise upstream_failure(exc, url) from None
+
+    def error_body(self, status: int, raw: bytes) -> tuple[bytes, str]:
+        return openai_error_from_upstream(status, raw)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def upstream_failure(exc: BaseException, url: str) -> GatewayError:
+    """Map a transport exception to 504 (timeout) or 502 (anything else)."""
+    host = httpx.URL(url).host
+    cause = exc.__cause__
+    timed_out = isinstance(exc, httpx.TimeoutException) and not isinstance(
+        cause, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectorError
+    )
+    if timed_out or isinstance(cause, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return UpstreamTimeout(f"upstream {host} timed out")
+    return UpstreamUnreachable(f"upstream {host} is unreachable or closed the connection")
+
+
+async def iter_sse(response: httpx.Response, url: str) -> AsyncIterator[SSEEvent]:
+    """Events of a streaming response as they arrive; transport errors become GatewayErrors."""
+    parser = SSEParser()
+    try:
+        async for chunk in response.aiter_bytes():
+            for event in parser.feed(chunk):
+                yield event
+    except httpx.HTTPError as exc:
+        raise upstream_failure(exc, url) from None
+    for event in parser.close():
+        yield event
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)

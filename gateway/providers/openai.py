@@ -1,0 +1,107 @@
+"""`type: openai` (any OpenAI-compatible server) and `type: azure` (Azure OpenAI).
+
+The request body is forwarded as it came (only `model` was rewritten by the router)
+and the response is relayed byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import httpx
+
+from gateway.errors import UpstreamUnreachable
+from gateway.policy.models import ProviderConfig
+from gateway.providers.base import (
+    Completion,
+    Operation,
+    UpstreamHTTP,
+    UpstreamRequest,
+    dumps,
+    iter_sse,
+    relayed_headers,
+)
+
+PATHS: dict[Operation, str] = {
+    "chat": "/chat/completions",
+    "completions": "/completions",
+    "embeddings": "/embeddings",
+}
+
+
+class OpenAIStream:
+    def __init__(self, response: httpx.Response, url: str) -> None:
+        self._response = response
+        self._url = url
+        self.headers = relayed_headers(response)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for event in iter_sse(self._response, self._url):
+            if event.data == b"[DONE]":
+                return
+            yield event.data
+        raise UpstreamUnreachable("upstream stream ended before [DONE]")
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class OpenAIProvider:
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        self.name = name
+        self.config = config
+        self.http = UpstreamHTTP(config)
+        self._headers = {"content-type": "application/json", **config.headers}
+        if config.api_key is not None:
+            self._headers.update(self.auth_headers(config.api_key.get_secret_value()))
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {key}"}
+
+    def url(self, request: UpstreamRequest) -> str:
+        return self.config.base_url + PATHS[request.operation]
+
+    def body(self, request: UpstreamRequest) -> bytes:
+        return dumps(request.body)
+
+    def supports(self, operation: Operation) -> bool:
+        return operation in PATHS
+
+    async def complete(self, request: UpstreamRequest) -> Completion:
+        url = self.url(request)
+        headers = {**self._headers, **request.headers}
+        response = await self.http.send(url, self.body(request), headers, stream=False)
+        return Completion(response.content, relayed_headers(response))
+
+    async def stream(self, request: UpstreamRequest) -> OpenAIStream:
+        url = self.url(request)
+        headers = {**self._headers, **request.headers, "accept": "text/event-stream"}
+        response = await self.http.send(url, self.body(request), headers, stream=True)
+        return OpenAIStream(response, url)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+class AzureProvider(OpenAIProvider):
+    """Azure OpenAI: the deployment is in the path and the key in `api-key`.
+
+    With `api_version` set: `{base_url}/openai/deployments/{deployment}/...?api-version=`;
+    without it, the v1 API at `{base_url}` (which takes the model in the body).
+    """
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"api-key": key}
+
+    def url(self, request: UpstreamRequest) -> str:
+        if self.config.api_version is None:
+            return self.config.base_url + PATHS[request.operation]
+        deployment = quote(str(request.body.get("model", "")), safe="")
+        path = f"/openai/deployments/{deployment}{PATHS[request.operation]}"
+        return f"{self.config.base_url}{path}?api-version={self.config.api_version}"
+
+    def body(self, request: UpstreamRequest) -> bytes:
+        if self.config.api_version is None:
+            return dumps(request.body)
+        return dumps({k: v for k, v in request.body.items() if k != "model"})

@@ -1,0 +1,76 @@
+"""Hot reload: on a policy file change or SIGHUP, load and validate the new policy and
+swap it in whole. A bad policy is logged and the old one keeps serving; requests in
+flight finish on the runtime they started with, whose retired providers close after."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import watchfiles
+
+from gateway.policy.loader import PolicyError, load_policy
+from gateway.providers.base import Provider
+from gateway.runtime import Runtime
+from gateway.state import GatewayState
+
+log = logging.getLogger("gateway.policy")
+
+
+class PolicyReloader:
+    def __init__(self, state: GatewayState, path: str | None) -> None:
+        self.state = state
+        self.path = path
+        self.generation = 0
+        self._watcher: asyncio.Task[None] | None = None
+
+    def start(self, watch: bool) -> None:
+        if self.path is None:
+            return  # the packaged default policy never changes
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, self.reload, "SIGHUP")
+        except (NotImplementedError, RuntimeError, ValueError):
+            log.warning("SIGHUP reload is not available here")
+        if watch:
+            self._watcher = self.state.tasks.spawn(self._watch(Path(self.path)), "policy-watch")
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if self.path is not None:
+            try:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+
+    def reload(self, reason: str) -> bool:
+        try:
+            loaded = load_policy(self.path)
+        except PolicyError as exc:
+            log.error(
+                "policy reload rejected; the current policy keeps serving",
+                extra={"fields": {"reason": reason, "errors": [str(i) for i in exc.issues]}},
+            )
+            return False
+        old = self.state.runtime
+        new = Runtime(loaded, reuse=old)
+        self.state.runtime = new
+        self.generation += 1
+        retired = old.retired_by(new)
+        old.retire(lambda: self._close_later(retired))
+        log.info("policy reloaded", extra={"fields": {"reason": reason, "source": loaded.source}})
+        return True
+
+    def _close_later(self, providers: list[Provider]) -> None:
+        for provider in providers:
+            self.state.tasks.spawn(provider.aclose(), f"close-retired-provider-{provider.name}")
+
+    async def _watch(self, path: Path) -> None:
+        target = path if path.is_dir() else path.parent
+        async for changes in watchfiles.awatch(target, debounce=200, step=50):
+            touched = {Path(p) for _, p in changes}
+            if path.is_dir() or path.resolve() in {p.resolve() for p in touched}:
+                self.reload("file change")

@@ -1,0 +1,96 @@
+"""Reading a client's request: size limit, content type, JSON, required fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from gateway.context import RequestContext
+from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.providers.base import Operation, UpstreamRequest
+
+REQUIRED: dict[Operation, tuple[str, ...]] = {
+    "chat": ("model", "messages"),
+    "completions": ("model", "prompt"),
+    "embeddings": ("model", "input"),
+}
+
+
+@dataclass(slots=True)
+class ParsedRequest:
+    operation: Operation
+    body: dict[str, Any]
+    model: str
+    stream: bool
+
+    def upstream_request(self, upstream_model: str, headers: dict[str, str]) -> UpstreamRequest:
+        """The body as sent, with only `model` rewritten (key order kept)."""
+        body = {**self.body, "model": upstream_model}
+        return UpstreamRequest(self.operation, body, self.stream, headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    content_type = request.headers.get("content-type", "application/json")
+    if "json" not in content_type.lower():
+        raise UnsupportedMediaType(f"Content-Type must be application/json, not {content_type!r}.")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_body(raw: bytes, operation: Operation) -> ParsedRequest:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    for name in REQUIRED[operation]:
+        if body.get(name) is None:
+            raise InvalidRequest(f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
+    model = body["model"]
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' must be a non-empty string.", param="model")
+    if operation == "chat":
+        check_messages(body["messages"])
+    stream = body.get("stream", False)
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean.", param="stream")
+    if body.get("stream_options") is not None and not stream:
+        raise InvalidRequest(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
+    if operation == "embeddings" and stream:
+        raise InvalidRequest("Embeddings cannot be streamed.", param="stream")
+    return ParsedRequest(operation, body, model, bool(stream))
+
+
+def check_messages(messages: Any) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty array.", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest(
+                f"'messages[{i}]' must be an object with a 'role'.", param=f"messages[{i}]"
+            )
+
+
+async def read_request(
+    request: Request, operation: Operation, limit: int, ctx: RequestContext
+) -> ParsedRequest:
+    ctx.operation = operation
+    call = parse_body(await read_body(request, limit), operation)
+    ctx.model, ctx.stream = call.model, call.stream
+    return call

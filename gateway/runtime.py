@@ -1,0 +1,90 @@
+"""A loaded policy made live: its providers, key checker and routes, swapped whole on reload."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from gateway.auth import KeyChecker
+from gateway.errors import ModelNotFound
+from gateway.policy.loader import LoadedPolicy
+from gateway.policy.models import ModelConfig, Policy
+from gateway.providers import build_provider
+from gateway.providers.base import Provider
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One place a model alias can go: a provider and the model name it knows."""
+
+    alias: str
+    provider: Provider
+    upstream_model: str
+
+
+class Runtime:
+    def __init__(self, loaded: LoadedPolicy, reuse: Runtime | None = None) -> None:
+        self.loaded = loaded
+        self.policy: Policy = loaded.policy
+        self.created = int(time.time())
+        self.keys = KeyChecker(self.policy.auth)
+        self.providers = {
+            name: reuse.providers[name]
+            if reuse is not None and reuse.policy.providers.get(name) == config
+            else build_provider(name, config)
+            for name, config in self.policy.providers.items()
+        }
+        self.inflight = 0
+        self._on_idle: Callable[[], None] | None = None
+        self.models_body = orjson.dumps(
+            {"object": "list", "data": [self.model_card(m) for m in self.policy.models]}
+        )
+
+    def model_card(self, model_id: str) -> dict[str, object]:
+        config = self.model(model_id)
+        return {
+            "id": model_id,
+            "object": "model",
+            "created": self.created,
+            "owned_by": config.owned_by or config.provider,
+        }
+
+    def model(self, model_id: str) -> ModelConfig:
+        config = self.policy.models.get(model_id)
+        if config is None:
+            raise ModelNotFound(model_id)
+        return config
+
+    def targets(self, model_id: str) -> list[Target]:
+        """The model's own target first, then its fallbacks in the order the policy lists."""
+        first = self.model(model_id)
+        chain = [model_id, *first.fallbacks]
+        return [
+            Target(alias, self.providers[cfg.provider], cfg.upstream_model)
+            for alias in chain
+            for cfg in (self.policy.models[alias],)
+        ]
+
+    def retired_by(self, newer: Runtime) -> list[Provider]:
+        """Providers this runtime owns that `newer` did not take over."""
+        kept = {id(p) for p in newer.providers.values()}
+        return [p for p in self.providers.values() if id(p) not in kept]
+
+    def acquire(self) -> None:
+        self.inflight += 1
+
+    def release(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0 and self._on_idle is not None:
+            on_idle, self._on_idle = self._on_idle, None
+            on_idle()
+
+    def retire(self, on_idle: Callable[[], None]) -> None:
+        """Call `on_idle` once the last request that started on this runtime is done."""
+        if self.inflight == 0:
+            on_idle()
+        else:
+            self._on_idle = on_idle

@@ -1,0 +1,25 @@
+"""The one object the lifespan builds and every request reaches through `request.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.cache import Cache, NoCache
+from gateway.context import RequestContext
+from gateway.runtime import Runtime
+from gateway.tasks import TaskOwner
+from gateway.telemetry import AccessLogSink, TelemetrySink
+
+
+@dataclass
+class GatewayState:
+    runtime: Runtime
+    cache: Cache = field(default_factory=NoCache)
+    sinks: list[TelemetrySink] = field(default_factory=lambda: [AccessLogSink()])
+    tasks: TaskOwner = field(default_factory=TaskOwner)
+    ready: bool = False
+
+    def finish(self, ctx: RequestContext) -> None:
+        """A request's response has been delivered (or abandoned): tell every sink."""
+        for sink in self.sinks:
+            sink.record(ctx)
