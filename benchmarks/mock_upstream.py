@@ -100,7 +100,7 @@ class MockUpstream:
     async def _begin(self, request: web.Request, model: str | None = None) -> tuple[dict[str, Any], Behavior]:
         body = orjson.loads(await request.read())
         if self.record:
-            self.requests.append(Seen(request.path, request.query_string, dict(request.headers), body))
+            self.requests.append(Seen(request.path, request.query_string, {k.lower(): v for k, v in request.headers.items()}, body))
         behavior = self.behaviors.get(model or str(body.get("model")), DEFAULT)
         if behavior.delay_s:
             await asyncio.sleep(behavior.delay_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -28,6 +29,11 @@ class ProviderConfig(Strict):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("api_version", mode="before")
+    @classmethod
+    def _date_is_text(cls, value: object) -> object:
+        return value.isoformat() if isinstance(value, date) else value  # YAML reads 2024-10-21 as a date
 
     @field_validator("base_url")
     @classmethod

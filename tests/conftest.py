@@ -1,0 +1,146 @@
+"""Shared fixtures: a mock upstream and real gateways, each on its own loopback socket."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from benchmarks.mock_upstream import MockUpstream, free_port
+from gateway.app import Settings, create_app
+
+POLICY = """\
+version: 1
+providers:
+  mock:
+    type: openai
+    base_url: {mock}/v1
+    api_key: ${{TEST_UPSTREAM_KEY:-sk-upstream-secret}}
+    timeout_s: 1
+  dead:
+    type: openai
+    base_url: http://127.0.0.1:{dead_port}/v1
+    connect_timeout_s: 1
+  azure:
+    type: azure
+    base_url: {mock}
+    api_key: az-secret
+    api_version: 2024-10-21
+    timeout_s: 1
+  claude:
+    type: anthropic
+    base_url: {mock}/v1
+    api_key: sk-ant-secret
+    timeout_s: 1
+models:
+{models}
+"""
+
+
+def model_lines(models: dict[str, tuple[str, str]], fallbacks: dict[str, list[str]]) -> str:
+    lines = []
+    for name, (provider, upstream) in models.items():
+        lines += [f"  {name}:", f"    provider: {provider}", f"    upstream_model: {upstream}"]
+        if name in fallbacks:
+            lines.append(f"    fallbacks: [{', '.join(fallbacks[name])}]")
+    return "\n".join(lines)
+
+
+DEFAULT_MODELS = {
+    "gpt": ("mock", "up-gpt"),
+    "azure-gpt": ("azure", "my-deployment"),
+    "claude": ("claude", "claude-up"),
+    "dead": ("dead", "nothing"),
+}
+
+
+class GatewayServer:
+    """The real app on uvicorn in a background thread, on a free loopback port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(settings)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on",
+            access_log=False, timeout_graceful_shutdown=5,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> GatewayServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    @property
+    def v1(self) -> str:
+        return self.base_url + "/v1"
+
+
+@pytest.fixture(scope="session")
+def mock() -> Iterator[MockUpstream]:
+    upstream = MockUpstream().start()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_mock(request: pytest.FixtureRequest) -> None:
+    if "mock" in request.fixturenames:
+        request.getfixturevalue("mock").reset_state()
+
+
+PolicyWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_policy(tmp_path: Path, mock: MockUpstream) -> PolicyWriter:
+    def write(
+        models: dict[str, tuple[str, str]] | None = None,
+        fallbacks: dict[str, list[str]] | None = None,
+        extra: str = "",
+        name: str = "policy.yaml",
+    ) -> Path:
+        text = POLICY.format(
+            mock=mock.base_url, dead_port=free_port(),
+            models=model_lines(models or DEFAULT_MODELS, fallbacks or {}),
+        ) + extra
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory, mock: MockUpstream) -> Iterator[GatewayServer]:
+    """A gateway on the default test policy, shared by a module's tests."""
+    path = tmp_path_factory.mktemp("policy") / "policy.yaml"
+    path.write_text(
+        POLICY.format(
+            mock=mock.base_url, dead_port=free_port(),
+            models=model_lines(DEFAULT_MODELS, {}),
+        )
+    )
+    with GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server:
+        yield server
+
+
+@pytest.fixture
+def client(gateway: GatewayServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.base_url, timeout=10) as c:
+        yield c
