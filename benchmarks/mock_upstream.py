@@ -84,7 +84,10 @@ class MockUpstream:
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024)
         self._loop.run_until_complete(site.start())
         ready.set()
-        self._loop.run_forever()
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
