@@ -192,7 +192,7 @@ def from_upstream(message: Json, created: int | None = None) -> Json:
         for b in message.get("content", [])
         if b.get("type") == "tool_use"
     ]
-    reply: Json = {"role": "assistant", "content": text if text or not calls else None}
+    reply: Json = {"role": "assistant", "content": text if text or not calls else None, "refusal": None}
     if calls:
         reply["tool_calls"] = calls
     return {
