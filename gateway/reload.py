@@ -25,11 +25,12 @@ class PolicyReloader:
         self.path = path
         self.generation = 0
         self._watcher: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, watch: bool) -> None:
+        self.loop = loop = asyncio.get_running_loop()
         if self.path is None:
             return  # the packaged default policy never changes
-        loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGHUP, self.reload, "SIGHUP")
         except (NotImplementedError, RuntimeError, ValueError):
@@ -63,6 +64,15 @@ class PolicyReloader:
         old.retire(lambda: self._close_later(retired))
         log.info("policy reloaded", extra={"fields": {"reason": reason, "source": loaded.source}})
         return True
+
+    def reload_from_thread(self, reason: str, timeout: float = 10.0) -> bool:
+        """Reload on the event loop from another thread (tests, admin tooling)."""
+
+        async def run() -> bool:
+            return self.reload(reason)
+
+        assert self.loop is not None, "the reloader has not started"
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
 
     def _close_later(self, providers: list[Provider]) -> None:
         for provider in providers:

@@ -1,0 +1,126 @@
+"""`gateway` as a user runs it: real processes, signals and logs."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import orjson
+
+from benchmarks.mock_upstream import Behavior, MockUpstream, free_port
+from tests.conftest import DEFAULT_MODELS, PolicyWriter
+
+GATEWAY = [sys.executable, "-m", "gateway"]
+CHAT = {"model": "gpt", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GATEWAY, *args], capture_output=True, text=True, timeout=60)
+
+
+@contextmanager
+def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    port = free_port()
+    proc = subprocess.Popen([*GATEWAY, "serve", "--port", str(port), *args], stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(base + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "gateway did not start"
+            time.sleep(0.1)
+        yield proc, base
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(30)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def test_version() -> None:
+    out = run("version")
+    assert out.returncode == 0 and out.stdout.startswith("llm-gateway ")
+
+
+def test_check_reports_every_error_and_fails(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nproviders:\n  p:\n    type: openai\n    base_url: ftp://x\nmodels:\n  m:\n    provider: q\n    upstream_model: u\n    colour: red\n")
+    out = run("check", str(bad))
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [
+        f"{bad}:5: providers.p.base_url: must start with http:// or https:// (got 'ftp://x')",
+        f"{bad}:10: models.m.colour: unknown key",
+    ]
+
+
+def test_check_accepts_the_shipped_policies() -> None:
+    env = {**os.environ, "OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k", "AZURE_OPENAI_API_KEY": "k",
+           "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com"}
+    out = subprocess.run([*GATEWAY, "check", "policies"], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "ok" in out.stdout
+
+
+def test_refuses_a_public_bind_without_keys() -> None:
+    out = run("serve", "--host", "0.0.0.0", "--port", str(free_port()))
+    assert out.returncode == 2
+    assert "refusing to bind 0.0.0.0" in out.stderr
+
+
+def test_serve_on_the_packaged_default_policy() -> None:
+    with serving() as (_, base):
+        models = {m["id"] for m in httpx.get(base + "/v1/models").json()["data"]}
+        assert models
+        assert httpx.get(base + "/readyz").json()["policy"] == "<packaged default policy>"
+
+
+def test_serve_logs_sighup_reload_and_graceful_sigterm(write_policy: PolicyWriter, mock: MockUpstream) -> None:
+    path = write_policy()
+    with serving("--policy", str(path)) as (proc, base):
+        r = httpx.post(base + "/v1/chat/completions", json=CHAT, headers={"x-request-id": "cli-req-1"})
+        assert r.status_code == 200
+
+        write_policy({**DEFAULT_MODELS, "added": ("mock", "up-added")})
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while "added" not in httpx.get(base + "/v1/models").text:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+        mock.behave("up-gpt", Behavior(chunk_interval_s=0.1))  # a ~1 s stream
+        result: list[str] = []
+        stream = threading.Thread(target=lambda: result.append(
+            httpx.post(base + "/v1/chat/completions", json={**CHAT, "stream": True}, timeout=10).text))
+        stream.start()
+        while len(mock.requests) < 2:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        stream.join(10)
+        assert result and result[0].endswith("data: [DONE]\n\n")  # finished, not cut
+        assert proc.wait(10) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
+        assert proc.stderr is not None
+        lines = [orjson.loads(line) for line in proc.stderr.read().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "gateway.access"]
+    first = next(line for line in access if line["request_id"] == "cli-req-1")
+    assert first["model"] == "gpt" and first["provider"] == "mock" and first["status"] == 200
+    assert first["latency_ms"] > 0
+    assert any(line["msg"] == "policy reloaded" and line["reason"] == "SIGHUP" for line in lines)
+    assert "sk-upstream-secret" not in str(lines)
+
+
+def test_serve_with_workers(write_policy: PolicyWriter, mock: MockUpstream) -> None:
+    path = write_policy()
+    with serving("--policy", str(path), "--workers", "2") as (_, base):
+        for _ in range(4):
+            assert httpx.post(base + "/v1/chat/completions", json=CHAT).status_code == 200
