@@ -28,7 +28,9 @@ class Behavior:
     chunk_interval_s: float = 0.0
     cut_after: int | None = None  # streams: drop the connection after N chunks
     reset: bool = False  # close the connection without answering
-    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 9, "completion_tokens": 8})
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"prompt_tokens": 9, "completion_tokens": 8}
+    )
     tool_call: dict[str, Any] | None = None  # {"name":..., "arguments": {...}}
 
 
@@ -100,10 +102,19 @@ class MockUpstream:
 
     # ---------------------------------------------------------------- handlers
 
-    async def _begin(self, request: web.Request, model: str | None = None) -> tuple[dict[str, Any], Behavior]:
+    async def _begin(
+        self, request: web.Request, model: str | None = None
+    ) -> tuple[dict[str, Any], Behavior]:
         body = orjson.loads(await request.read())
         if self.record:
-            self.requests.append(Seen(request.path, request.query_string, {k.lower(): v for k, v in request.headers.items()}, body))
+            self.requests.append(
+                Seen(
+                    request.path,
+                    request.query_string,
+                    {k.lower(): v for k, v in request.headers.items()},
+                    body,
+                )
+            )
         behavior = self.behaviors.get(model or str(body.get("model")), DEFAULT)
         if behavior.delay_s:
             await asyncio.sleep(behavior.delay_s)
@@ -114,10 +125,22 @@ class MockUpstream:
 
     def _error(self, behavior: Behavior, anthropic: bool = False) -> web.Response:
         if anthropic:
-            doc = behavior.error or {"type": "error", "error": {"type": "api_error", "message": "mock failure"}}
+            doc = behavior.error or {
+                "type": "error",
+                "error": {"type": "api_error", "message": "mock failure"},
+            }
         else:
-            doc = behavior.error or {"error": {"message": "mock failure", "type": "server_error", "param": None, "code": None}}
-        return web.Response(body=orjson.dumps(doc), status=behavior.status, content_type="application/json")
+            doc = behavior.error or {
+                "error": {
+                    "message": "mock failure",
+                    "type": "server_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
+        return web.Response(
+            body=orjson.dumps(doc), status=behavior.status, content_type="application/json"
+        )
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body, behavior = await self._begin(request)
@@ -125,9 +148,13 @@ class MockUpstream:
 
     async def azure_chat(self, request: web.Request) -> web.StreamResponse:
         body, behavior = await self._begin(request, request.match_info["deployment"])
-        return await self._chat(request, {**body, "model": request.match_info["deployment"]}, behavior)
+        return await self._chat(
+            request, {**body, "model": request.match_info["deployment"]}, behavior
+        )
 
-    async def _chat(self, request: web.Request, body: dict[str, Any], b: Behavior) -> web.StreamResponse:
+    async def _chat(
+        self, request: web.Request, body: dict[str, Any], b: Behavior
+    ) -> web.StreamResponse:
         if b.status >= 400:
             return self._error(b)
         model = str(body["model"])
@@ -136,14 +163,19 @@ class MockUpstream:
             return await self._sse(request, model, openai_chunks(model, b, usage), b)
         if b is DEFAULT and model == DEFAULT_MODEL:
             return web.Response(body=DEFAULT_BODY, content_type="application/json")
-        return web.Response(body=orjson.dumps(openai_completion(model, b)), content_type="application/json")
+        return web.Response(
+            body=orjson.dumps(openai_completion(model, b)), content_type="application/json"
+        )
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         body, b = await self._begin(request)
         if b.status >= 400:
             return self._error(b)
         doc = {
-            "id": "cmpl-mock", "object": "text_completion", "created": CREATED, "model": body["model"],
+            "id": "cmpl-mock",
+            "object": "text_completion",
+            "created": CREATED,
+            "model": body["model"],
             "choices": [{"index": 0, "text": b.text, "logprobs": None, "finish_reason": "stop"}],
             "usage": openai_usage(b),
         }
@@ -154,8 +186,16 @@ class MockUpstream:
         if b.status >= 400:
             return self._error(b)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": [0.1, -0.2, 0.3]} for i in range(len(inputs))]
-        doc = {"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 4, "total_tokens": 4}}
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.1, -0.2, 0.3]}
+            for i in range(len(inputs))
+        ]
+        doc = {
+            "object": "list",
+            "data": data,
+            "model": body["model"],
+            "usage": {"prompt_tokens": 4, "total_tokens": 4},
+        }
         return web.Response(body=orjson.dumps(doc), content_type="application/json")
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
@@ -165,10 +205,16 @@ class MockUpstream:
         model = str(body["model"])
         if body.get("stream"):
             return await self._sse(request, model, anthropic_events(model, b), b)
-        return web.Response(body=orjson.dumps(anthropic_message(model, b)), content_type="application/json")
+        return web.Response(
+            body=orjson.dumps(anthropic_message(model, b)), content_type="application/json"
+        )
 
-    async def _sse(self, request: web.Request, model: str, events: list[bytes], b: Behavior) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
+    async def _sse(
+        self, request: web.Request, model: str, events: list[bytes], b: Behavior
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
+        )
         await response.prepare(request)
         try:
             for i, event in enumerate(events):
@@ -205,15 +251,30 @@ def openai_completion(model: str, b: Behavior) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": b.text, "refusal": None}
     finish = "stop"
     if b.tool_call:
-        message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [{
-            "id": "call_1", "type": "function",
-            "function": {"name": b.tool_call["name"], "arguments": orjson.dumps(b.tool_call["arguments"]).decode()},
-        }]}
+        message = {
+            "role": "assistant",
+            "content": None,
+            "refusal": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {
+                        "name": b.tool_call["name"],
+                        "arguments": orjson.dumps(b.tool_call["arguments"]).decode(),
+                    },
+                }
+            ],
+        }
         finish = "tool_calls"
     return {
-        "id": "chatcmpl-mock", "object": "chat.completion", "created": CREATED, "model": model,
+        "id": "chatcmpl-mock",
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-        "usage": openai_usage(b), "system_fingerprint": "fp_mock",
+        "usage": openai_usage(b),
+        "system_fingerprint": "fp_mock",
     }
 
 
@@ -224,9 +285,15 @@ def _sse(doc: Any, event: str | None = None) -> bytes:
 
 def openai_chunks(model: str, b: Behavior, include_usage: bool) -> list[bytes]:
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": CREATED, "model": model,
-                "system_fingerprint": "fp_mock",
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        return {
+            "id": "chatcmpl-mock",
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": model,
+            "system_fingerprint": "fp_mock",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+
     words = b.text.split(" ")
     out = [_sse(chunk({"role": "assistant", "content": ""}))]
     out += [_sse(chunk({"content": w if i == 0 else " " + w})) for i, w in enumerate(words)]
@@ -244,39 +311,99 @@ def anthropic_message(model: str, b: Behavior) -> dict[str, Any]:
     content: list[dict[str, Any]] = [{"type": "text", "text": b.text}]
     stop = "end_turn"
     if b.tool_call:
-        content.append({"type": "tool_use", "id": "toolu_1", "name": b.tool_call["name"], "input": b.tool_call["arguments"]})
+        content.append(
+            {
+                "type": "tool_use",
+                "id": "toolu_1",
+                "name": b.tool_call["name"],
+                "input": b.tool_call["arguments"],
+            }
+        )
         stop = "tool_use"
     return {
-        "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": content,
-        "stop_reason": stop, "stop_sequence": None,
-        "usage": {"input_tokens": 9, "output_tokens": 8, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 2},
+        "id": "msg_mock",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 9,
+            "output_tokens": 8,
+            "cache_read_input_tokens": 3,
+            "cache_creation_input_tokens": 2,
+        },
     }
 
 
 def anthropic_events(model: str, b: Behavior) -> list[bytes]:
-    start = {"type": "message_start", "message": {
-        "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [],
-        "stop_reason": None, "stop_sequence": None,
-        "usage": {"input_tokens": 9, "output_tokens": 1, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 2}}}
-    out = [_sse(start, "message_start"),
-           _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}, "content_block_start"),
-           _sse({"type": "ping"}, "ping")]
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_mock",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": 9,
+                "output_tokens": 1,
+                "cache_read_input_tokens": 3,
+                "cache_creation_input_tokens": 2,
+            },
+        },
+    }
+    out = [
+        _sse(start, "message_start"),
+        _sse(
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+            "content_block_start",
+        ),
+        _sse({"type": "ping"}, "ping"),
+    ]
     for i, w in enumerate(b.text.split(" ")):
         delta = {"type": "text_delta", "text": w if i == 0 else " " + w}
-        out.append(_sse({"type": "content_block_delta", "index": 0, "delta": delta}, "content_block_delta"))
+        out.append(
+            _sse({"type": "content_block_delta", "index": 0, "delta": delta}, "content_block_delta")
+        )
     out.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
     stop = "end_turn"
     if b.tool_call:
         stop = "tool_use"
         tool = {"type": "tool_use", "id": "toolu_1", "name": b.tool_call["name"], "input": {}}
-        out.append(_sse({"type": "content_block_start", "index": 1, "content_block": tool}, "content_block_start"))
+        out.append(
+            _sse(
+                {"type": "content_block_start", "index": 1, "content_block": tool},
+                "content_block_start",
+            )
+        )
         args = orjson.dumps(b.tool_call["arguments"]).decode()
         for part in (args[: len(args) // 2], args[len(args) // 2 :]):
             delta = {"type": "input_json_delta", "partial_json": part}
-            out.append(_sse({"type": "content_block_delta", "index": 1, "delta": delta}, "content_block_delta"))
+            out.append(
+                _sse(
+                    {"type": "content_block_delta", "index": 1, "delta": delta},
+                    "content_block_delta",
+                )
+            )
         out.append(_sse({"type": "content_block_stop", "index": 1}, "content_block_stop"))
-    out.append(_sse({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                     "usage": {"output_tokens": 8}}, "message_delta"))
+    out.append(
+        _sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": 8},
+            },
+            "message_delta",
+        )
+    )
     out.append(_sse({"type": "message_stop"}, "message_stop"))
     return out
 

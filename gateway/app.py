@@ -47,7 +47,9 @@ async def on_gateway_error(request: Request, exc: Exception) -> Response:
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        error: GatewayError = MethodNotAllowed(f"Method {request.method} is not allowed for {request.url.path}.")
+        error: GatewayError = MethodNotAllowed(
+            f"Method {request.method} is not allowed for {request.url.path}."
+        )
     else:
         error = NotFound(f"Unknown request URL: {request.method} {request.url.path}.")
     return await on_gateway_error(request, error)

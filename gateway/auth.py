@@ -10,7 +10,6 @@ from gateway.errors import AuthenticationFailed
 from gateway.policy.models import AuthConfig
 
 
-
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 

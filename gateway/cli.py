@@ -82,8 +82,8 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         if args.policy:
             os.environ[POLICY_ENV] = os.path.abspath(args.policy)
-        uvicorn.run("gateway.app:create_app", factory=True, workers=args.workers, **common)  # type: ignore[arg-type]
+        uvicorn.run("gateway.app:create_app", factory=True, workers=args.workers, **common)
     else:
         app = create_app(Settings(policy_path=args.policy, preloaded=loaded))
-        uvicorn.run(app, **common)  # type: ignore[arg-type]
+        uvicorn.run(app, **common)
     return 0

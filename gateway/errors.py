@@ -39,7 +39,9 @@ class GatewayError(Exception):
 
 
 def error_body(message: str, type_: str, param: str | None, code: str | None) -> bytes:
-    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
+    return orjson.dumps(
+        {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    )
 
 
 class InvalidRequest(GatewayError):

@@ -18,7 +18,6 @@ from gateway.providers.base import (
     Completion,
     Operation,
     UnsupportedOperation,
-    UpstreamRequest,
 )
 from gateway.relay import json_response, sse_response
 from gateway.requests import ParsedRequest, read_request

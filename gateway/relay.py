@@ -42,7 +42,11 @@ async def relay(ctx: RequestContext, stream: ChunkStream) -> AsyncIterator[bytes
         yield DONE
     except GatewayError as exc:
         ctx.error_type = exc.code or exc.type
-        log.warning("upstream stream failed: %s", exc.message, extra={"fields": {"request_id": ctx.request_id}})
+        log.warning(
+            "upstream stream failed: %s",
+            exc.message,
+            extra={"fields": {"request_id": ctx.request_id}},
+        )
         yield b"data: " + exc.to_body() + b"\n\n"
     finally:
         if not completed and ctx.error_type is None:

@@ -5,6 +5,7 @@ flight finish on the runtime they started with, whose retired providers close af
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -42,10 +43,8 @@ class PolicyReloader:
         if self._watcher is not None:
             self._watcher.cancel()
         if self.path is not None:
-            try:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
 
     def reload(self, reason: str) -> bool:
         try:
@@ -79,8 +78,13 @@ class PolicyReloader:
             self.state.tasks.spawn(provider.aclose(), f"close-retired-provider-{provider.name}")
 
     async def _watch(self, path: Path) -> None:
-        target = path if path.is_dir() else path.parent
-        async for changes in watchfiles.awatch(target, debounce=200, step=50):
-            touched = {Path(p) for _, p in changes}
-            if path.is_dir() or path.resolve() in {p.resolve() for p in touched}:
+        folder, only = watch_target(path)
+        async for changes in watchfiles.awatch(folder, debounce=200, step=50):
+            if only is None or any(Path(changed) == only for _, changed in changes):
                 self.reload("file change")
+
+
+def watch_target(path: Path) -> tuple[Path, Path | None]:
+    """The folder to watch, and the one file in it that matters (None: all of them)."""
+    resolved = path.resolve()
+    return (resolved, None) if resolved.is_dir() else (resolved.parent, resolved)

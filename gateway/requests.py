@@ -58,7 +58,11 @@ def parse_body(raw: bytes, operation: Operation) -> ParsedRequest:
         raise InvalidRequest("The request body must be a JSON object.")
     for name in REQUIRED[operation]:
         if body.get(name) is None:
-            raise InvalidRequest(f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
+            raise InvalidRequest(
+                f"Missing required parameter: '{name}'.",
+                param=name,
+                code="missing_required_parameter",
+            )
     model = body["model"]
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' must be a non-empty string.", param="model")

@@ -35,7 +35,9 @@ async def list_models(request: Request) -> Response:
 async def get_model(request: Request) -> Response:
     state: GatewayState = request.state.gateway
     state.runtime.keys.authenticate(request.headers)
-    return Response(orjson.dumps(state.runtime.model_card(request.path_params["model_id"])), media_type=JSON)
+    return Response(
+        orjson.dumps(state.runtime.model_card(request.path_params["model_id"])), media_type=JSON
+    )
 
 
 async def healthz(request: Request) -> Response:

@@ -31,7 +31,7 @@ class Runtime:
         self.policy: Policy = loaded.policy
         self.created = int(time.time())
         self.keys = KeyChecker(self.policy.auth)
-        self.providers = {
+        self.providers: dict[str, Provider] = {
             name: reuse.providers[name]
             if reuse is not None and reuse.policy.providers.get(name) == config
             else build_provider(name, config)

@@ -67,8 +67,13 @@ class GatewayServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on",
-            access_log=False, timeout_graceful_shutdown=5,
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            lifespan="on",
+            access_log=False,
+            timeout_graceful_shutdown=5,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -115,10 +120,14 @@ def write_policy(tmp_path: Path, mock: MockUpstream) -> PolicyWriter:
         extra: str = "",
         name: str = "policy.yaml",
     ) -> Path:
-        text = POLICY.format(
-            mock=mock.base_url, dead_port=free_port(),
-            models=model_lines(models or DEFAULT_MODELS, fallbacks or {}),
-        ) + extra
+        text = (
+            POLICY.format(
+                mock=mock.base_url,
+                dead_port=free_port(),
+                models=model_lines(models or DEFAULT_MODELS, fallbacks or {}),
+            )
+            + extra
+        )
         path = tmp_path / name
         path.write_text(text)
         return path
@@ -127,12 +136,15 @@ def write_policy(tmp_path: Path, mock: MockUpstream) -> PolicyWriter:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory, mock: MockUpstream) -> Iterator[GatewayServer]:
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory, mock: MockUpstream
+) -> Iterator[GatewayServer]:
     """A gateway on the default test policy, shared by a module's tests."""
     path = tmp_path_factory.mktemp("policy") / "policy.yaml"
     path.write_text(
         POLICY.format(
-            mock=mock.base_url, dead_port=free_port(),
+            mock=mock.base_url,
+            dead_port=free_port(),
             models=model_lines(DEFAULT_MODELS, {}),
         )
     )

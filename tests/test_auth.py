@@ -4,7 +4,12 @@ from gateway.auth import KeyChecker, hash_key
 from gateway.errors import AuthenticationFailed
 from gateway.policy.models import ApiKey, AuthConfig
 
-CONFIG = AuthConfig(keys=(ApiKey(id="team-a", sha256=hash_key("sk-a")), ApiKey(id="team-b", sha256=hash_key("sk-b"))))
+CONFIG = AuthConfig(
+    keys=(
+        ApiKey(id="team-a", sha256=hash_key("sk-a")),
+        ApiKey(id="team-b", sha256=hash_key("sk-b")),
+    )
+)
 
 
 def test_no_keys_accepts_anything() -> None:
@@ -24,7 +29,9 @@ def test_valid_keys_map_to_their_id(headers: dict[str, str], key_id: str) -> Non
     assert KeyChecker(CONFIG).authenticate(headers) == key_id
 
 
-@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer sk-c"}, {"authorization": "Basic sk-a"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"authorization": "Bearer sk-c"}, {"authorization": "Basic sk-a"}]
+)
 def test_missing_or_wrong_key_is_401(headers: dict[str, str]) -> None:
     with pytest.raises(AuthenticationFailed) as info:
         KeyChecker(CONFIG).authenticate(headers)

@@ -27,7 +27,9 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 @contextmanager
 def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     port = free_port()
-    proc = subprocess.Popen([*GATEWAY, "serve", "--port", str(port), *args], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*GATEWAY, "serve", "--port", str(port), *args], stderr=subprocess.PIPE, text=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -55,7 +57,9 @@ def test_version() -> None:
 
 def test_check_reports_every_error_and_fails(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: 1\nproviders:\n  p:\n    type: openai\n    base_url: ftp://x\nmodels:\n  m:\n    provider: q\n    upstream_model: u\n    colour: red\n")
+    bad.write_text(
+        "version: 1\nproviders:\n  p:\n    type: openai\n    base_url: ftp://x\nmodels:\n  m:\n    provider: q\n    upstream_model: u\n    colour: red\n"
+    )
     out = run("check", str(bad))
     assert out.returncode == 1
     assert out.stderr.splitlines() == [
@@ -65,9 +69,16 @@ def test_check_reports_every_error_and_fails(tmp_path: Path) -> None:
 
 
 def test_check_accepts_the_shipped_policies() -> None:
-    env = {**os.environ, "OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k", "AZURE_OPENAI_API_KEY": "k",
-           "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com"}
-    out = subprocess.run([*GATEWAY, "check", "policies"], capture_output=True, text=True, env=env, timeout=60)
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": "k",
+        "ANTHROPIC_API_KEY": "k",
+        "AZURE_OPENAI_API_KEY": "k",
+        "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
+    }
+    out = subprocess.run(
+        [*GATEWAY, "check", "policies"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert "ok" in out.stdout
 
@@ -85,10 +96,14 @@ def test_serve_on_the_packaged_default_policy() -> None:
         assert httpx.get(base + "/readyz").json()["policy"] == "<packaged default policy>"
 
 
-def test_serve_logs_sighup_reload_and_graceful_sigterm(write_policy: PolicyWriter, mock: MockUpstream) -> None:
+def test_serve_logs_sighup_reload_and_graceful_sigterm(
+    write_policy: PolicyWriter, mock: MockUpstream
+) -> None:
     path = write_policy()
     with serving("--policy", str(path)) as (proc, base):
-        r = httpx.post(base + "/v1/chat/completions", json=CHAT, headers={"x-request-id": "cli-req-1"})
+        r = httpx.post(
+            base + "/v1/chat/completions", json=CHAT, headers={"x-request-id": "cli-req-1"}
+        )
         assert r.status_code == 200
 
         write_policy({**DEFAULT_MODELS, "added": ("mock", "up-added")})
@@ -100,8 +115,13 @@ def test_serve_logs_sighup_reload_and_graceful_sigterm(write_policy: PolicyWrite
 
         mock.behave("up-gpt", Behavior(chunk_interval_s=0.1))  # a ~1 s stream
         result: list[str] = []
-        stream = threading.Thread(target=lambda: result.append(
-            httpx.post(base + "/v1/chat/completions", json={**CHAT, "stream": True}, timeout=10).text))
+        stream = threading.Thread(
+            target=lambda: result.append(
+                httpx.post(
+                    base + "/v1/chat/completions", json={**CHAT, "stream": True}, timeout=10
+                ).text
+            )
+        )
         stream.start()
         while len(mock.requests) < 2:
             time.sleep(0.01)
@@ -110,7 +130,9 @@ def test_serve_logs_sighup_reload_and_graceful_sigterm(write_policy: PolicyWrite
         assert result and result[0].endswith("data: [DONE]\n\n")  # finished, not cut
         assert proc.wait(10) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
         assert proc.stderr is not None
-        lines = [orjson.loads(line) for line in proc.stderr.read().splitlines() if line.startswith("{")]
+        lines = [
+            orjson.loads(line) for line in proc.stderr.read().splitlines() if line.startswith("{")
+        ]
     access = [line for line in lines if line["logger"] == "gateway.access"]
     first = next(line for line in access if line["request_id"] == "cli-req-1")
     assert first["model"] == "gpt" and first["provider"] == "mock" and first["status"] == 200

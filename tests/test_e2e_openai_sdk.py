@@ -7,7 +7,9 @@ import pytest
 from benchmarks.mock_upstream import Behavior, MockUpstream
 from tests.conftest import GatewayServer
 
-MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "Hello"}]
+MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Hello"}
+]
 
 
 @pytest.fixture
@@ -37,8 +39,10 @@ async def test_async_chat_and_stream(gateway: GatewayServer, mock: MockUpstream)
     async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="x", max_retries=0) as client:
         completion = await client.chat.completions.create(model="claude", messages=MESSAGES)
         assert completion.choices[0].finish_reason == "stop"
-        parts = []
-        async for chunk in await client.chat.completions.create(model="gpt", messages=MESSAGES, stream=True):
+        parts: list[str] = []
+        async for chunk in await client.chat.completions.create(
+            model="gpt", messages=MESSAGES, stream=True
+        ):
             parts.extend(c.delta.content or "" for c in chunk.choices)
         assert "".join(parts) == "Hello! How can I help you today?"
         models = [m.id async for m in client.models.list()]
@@ -53,10 +57,17 @@ def test_embeddings_completions_and_models(sdk: openai.OpenAI, mock: MockUpstrea
 
 @pytest.mark.parametrize(
     ("status", "exc"),
-    [(400, openai.BadRequestError), (401, openai.AuthenticationError), (429, openai.RateLimitError),
-     (500, openai.InternalServerError), (503, openai.InternalServerError)],
+    [
+        (400, openai.BadRequestError),
+        (401, openai.AuthenticationError),
+        (429, openai.RateLimitError),
+        (500, openai.InternalServerError),
+        (503, openai.InternalServerError),
+    ],
 )
-def test_upstream_errors_raise_sdk_exceptions(sdk: openai.OpenAI, mock: MockUpstream, status: int, exc: type[Exception]) -> None:
+def test_upstream_errors_raise_sdk_exceptions(
+    sdk: openai.OpenAI, mock: MockUpstream, status: int, exc: type[Exception]
+) -> None:
     mock.behave("up-gpt", Behavior(status=status))
     with pytest.raises(exc) as info:
         sdk.chat.completions.create(model="gpt", messages=MESSAGES)

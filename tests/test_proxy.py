@@ -14,12 +14,23 @@ from tests.conftest import GatewayServer, PolicyWriter
 CHAT = {"model": "gpt", "messages": [{"role": "user", "content": "Hi"}]}
 
 
-def test_every_field_is_forwarded_untouched_except_model(client: httpx.Client, mock: MockUpstream) -> None:
+def test_every_field_is_forwarded_untouched_except_model(
+    client: httpx.Client, mock: MockUpstream
+) -> None:
     body = {
-        "messages": [{"role": "user", "content": "Hi"}], "model": "gpt",
-        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
-        "tool_choice": "auto", "response_format": {"type": "json_object"}, "logprobs": True, "n": 2,
-        "seed": 7, "stop": ["x"], "parallel_tool_calls": False, "metadata": {"a": "b"},
+        "messages": [{"role": "user", "content": "Hi"}],
+        "model": "gpt",
+        "tools": [
+            {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+        ],
+        "tool_choice": "auto",
+        "response_format": {"type": "json_object"},
+        "logprobs": True,
+        "n": 2,
+        "seed": 7,
+        "stop": ["x"],
+        "parallel_tool_calls": False,
+        "metadata": {"a": "b"},
         "some_future_field": {"nested": [1, 2.5, None, "é"]},
     }
     assert client.post("/v1/chat/completions", json=body).status_code == 200
@@ -63,7 +74,9 @@ def test_health_and_ready(client: httpx.Client) -> None:
     assert client.get("/readyz").json()["status"] == "ready"
 
 
-def test_request_id_is_echoed_generated_and_sanitised(client: httpx.Client, mock: MockUpstream) -> None:
+def test_request_id_is_echoed_generated_and_sanitised(
+    client: httpx.Client, mock: MockUpstream
+) -> None:
     r = client.post("/v1/chat/completions", json=CHAT)
     generated = r.headers["x-request-id"]
     assert len(generated) == 32 and mock.requests[-1].headers["x-request-id"] == generated
@@ -76,19 +89,40 @@ def test_request_id_is_echoed_generated_and_sanitised(client: httpx.Client, mock
 @pytest.mark.parametrize(
     ("kwargs", "status", "code"),
     [
-        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid_request"),
-        ({"content": b"[1,2]", "headers": {"content-type": "application/json"}}, 400, "invalid_request"),
-        ({"json": {"messages": [{"role": "user", "content": "x"}]}}, 400, "missing_required_parameter"),
+        (
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            400,
+            "invalid_request",
+        ),
+        (
+            {"content": b"[1,2]", "headers": {"content-type": "application/json"}},
+            400,
+            "invalid_request",
+        ),
+        (
+            {"json": {"messages": [{"role": "user", "content": "x"}]}},
+            400,
+            "missing_required_parameter",
+        ),
         ({"json": {"model": "gpt"}}, 400, "missing_required_parameter"),
         ({"json": {"model": "gpt", "messages": []}}, 400, "invalid_request"),
         ({"json": {"model": "gpt", "messages": ["hi"]}}, 400, "invalid_request"),
         ({"json": {**CHAT, "stream": "yes"}}, 400, "invalid_request"),
         ({"json": {**CHAT, "stream_options": {"include_usage": True}}}, 400, "invalid_request"),
         ({"json": {**CHAT, "model": "gpt-nope"}}, 404, "model_not_found"),
-        ({"content": b"model=gpt", "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, "unsupported_media_type"),
+        (
+            {
+                "content": b"model=gpt",
+                "headers": {"content-type": "application/x-www-form-urlencoded"},
+            },
+            415,
+            "unsupported_media_type",
+        ),
     ],
 )
-def test_bad_requests_get_openai_errors(client: httpx.Client, kwargs: dict[str, object], status: int, code: str) -> None:
+def test_bad_requests_get_openai_errors(
+    client: httpx.Client, kwargs: dict[str, object], status: int, code: str
+) -> None:
     r = client.post("/v1/chat/completions", **kwargs)  # type: ignore[arg-type]
     assert r.status_code == status
     assert r.headers["content-type"] == "application/json"
@@ -133,13 +167,16 @@ def test_stream_chunks_are_not_buffered(client: httpx.Client, mock: MockUpstream
     assert len(arrivals) >= 5
 
 
-def test_client_disconnect_cancels_the_upstream_request(gateway: GatewayServer, mock: MockUpstream) -> None:
+def test_client_disconnect_cancels_the_upstream_request(
+    gateway: GatewayServer, mock: MockUpstream
+) -> None:
     mock.behave("up-gpt", Behavior(chunk_interval_s=0.3, text="a b c d e f g h i j k l"))
     body = orjson.dumps({**CHAT, "stream": True})
     with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-            + f"content-length: {len(body)}\r\n\r\n".encode() + body
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
         )
         received = b""
         while b"data:" not in received:
@@ -152,9 +189,16 @@ def test_client_disconnect_cancels_the_upstream_request(gateway: GatewayServer, 
 
 
 def test_fallbacks_on_upstream_failure_only(write_policy: PolicyWriter, mock: MockUpstream) -> None:
-    models = {"primary": ("mock", "up-primary"), "backup": ("claude", "up-backup"), "dead": ("dead", "x")}
+    models = {
+        "primary": ("mock", "up-primary"),
+        "backup": ("claude", "up-backup"),
+        "dead": ("dead", "x"),
+    }
     path = write_policy(models, fallbacks={"primary": ["backup"], "dead": ["primary"]})
-    with GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as gw, httpx.Client(base_url=gw.base_url) as c:
+    with (
+        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as gw,
+        httpx.Client(base_url=gw.base_url) as c,
+    ):
         mock.behave("up-primary", Behavior(status=503))
         r = c.post("/v1/chat/completions", json={**CHAT, "model": "primary"})
         assert r.status_code == 200 and r.json()["model"] == "up-backup"
@@ -175,19 +219,31 @@ def test_fallbacks_on_upstream_failure_only(write_policy: PolicyWriter, mock: Mo
 
 def test_body_limit_is_413(write_policy: PolicyWriter) -> None:
     path = write_policy(extra="server:\n  max_body_bytes: 2048\n")
-    with GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as gw, httpx.Client(base_url=gw.base_url) as c:
+    with (
+        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as gw,
+        httpx.Client(base_url=gw.base_url) as c,
+    ):
         big = {**CHAT, "messages": [{"role": "user", "content": "x" * 4000}]}
         r = c.post("/v1/chat/completions", json=big)
         assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
-        chunked = c.post("/v1/chat/completions", content=iter([orjson.dumps(big)]), headers={"content-type": "application/json"})
+        chunked = c.post(
+            "/v1/chat/completions",
+            content=iter([orjson.dumps(big)]),
+            headers={"content-type": "application/json"},
+        )
         assert chunked.status_code == 413
 
 
 def test_gateway_keys(write_policy: PolicyWriter, mock: MockUpstream) -> None:
     from gateway.auth import hash_key
 
-    path = write_policy(extra=f"auth:\n  keys:\n    - id: team-a\n      sha256: {hash_key('gw-key-a')}\n")
-    with GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as gw, httpx.Client(base_url=gw.base_url) as c:
+    path = write_policy(
+        extra=f"auth:\n  keys:\n    - id: team-a\n      sha256: {hash_key('gw-key-a')}\n"
+    )
+    with (
+        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as gw,
+        httpx.Client(base_url=gw.base_url) as c,
+    ):
         assert c.post("/v1/chat/completions", json=CHAT).status_code == 401
         assert c.get("/v1/models").status_code == 401
         r = c.post("/v1/chat/completions", json=CHAT, headers={"authorization": "Bearer wrong"})

@@ -28,9 +28,14 @@ def models(c: httpx.Client) -> set[str]:
     return {m["id"] for m in c.get("/v1/models").json()["data"]}
 
 
-def test_file_change_reloads_and_bad_policy_is_rejected(write_policy: PolicyWriter, mock: MockUpstream) -> None:
+def test_file_change_reloads_and_bad_policy_is_rejected(
+    write_policy: PolicyWriter, mock: MockUpstream
+) -> None:
     path = write_policy()
-    with GatewayServer(Settings(policy_path=str(path), watch_policy=True)) as gw, httpx.Client(base_url=gw.base_url) as c:
+    with (
+        GatewayServer(Settings(policy_path=str(path), watch_policy=True)) as gw,
+        httpx.Client(base_url=gw.base_url) as c,
+    ):
         assert "extra" not in models(c)
         time.sleep(0.3)  # let the watcher start
         write_policy({**DEFAULT_MODELS, "extra": ("mock", "up-extra")})
@@ -45,9 +50,14 @@ def test_file_change_reloads_and_bad_policy_is_rejected(write_policy: PolicyWrit
         assert c.post("/v1/chat/completions", json=CHAT).status_code == 200
 
 
-def test_in_flight_requests_finish_on_their_policy(write_policy: PolicyWriter, mock: MockUpstream) -> None:
+def test_in_flight_requests_finish_on_their_policy(
+    write_policy: PolicyWriter, mock: MockUpstream
+) -> None:
     path = write_policy()
-    with GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as gw, httpx.Client(base_url=gw.base_url, timeout=10) as c:
+    with (
+        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as gw,
+        httpx.Client(base_url=gw.base_url, timeout=10) as c,
+    ):
         mock.behave("up-gpt", Behavior(chunk_interval_s=0.1))
         received: list[str] = []
 
@@ -68,7 +78,9 @@ def test_in_flight_requests_finish_on_their_policy(write_policy: PolicyWriter, m
         assert c.post("/v1/chat/completions", json={**CHAT, "model": "other"}).status_code == 200
 
 
-def test_unchanged_providers_keep_their_connection_pool(write_policy: PolicyWriter, mock: MockUpstream, tmp_path: Path) -> None:
+def test_unchanged_providers_keep_their_connection_pool(
+    write_policy: PolicyWriter, mock: MockUpstream, tmp_path: Path
+) -> None:
     path = write_policy()
     with GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as gw:
         reloader: PolicyReloader = gw.app.state.reloader

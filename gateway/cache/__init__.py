@@ -24,9 +24,7 @@ class NoCache:
     async def get(self, ctx: RequestContext, call: ParsedRequest) -> Completion | None:
         return None
 
-    async def put(
-        self, ctx: RequestContext, call: ParsedRequest, completion: Completion
-    ) -> None:
+    async def put(self, ctx: RequestContext, call: ParsedRequest, completion: Completion) -> None:
         return None
 
 

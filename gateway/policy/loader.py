@@ -142,9 +142,7 @@ def _policy_files(path: Path) -> list[Path]:
     return [path]
 
 
-def parse_texts(
-    texts: list[tuple[str, str]], env: Mapping[str, str] | None = None
-) -> Policy:
+def parse_texts(texts: list[tuple[str, str]], env: Mapping[str, str] | None = None) -> Policy:
     """Validate policy documents given as (file name, YAML text) pairs."""
     out = _Located()
     for name, text in texts:
@@ -191,7 +189,9 @@ def load_policy(path: str | Path | None, env: Mapping[str, str] | None = None) -
     """Load a policy file or directory; with no path, the default policy in the package."""
     if path is None:
         text = resources.files("gateway.policy").joinpath("default.yaml").read_text("utf-8")
-        return LoadedPolicy(parse_texts([(DEFAULT_POLICY_NAME, text)], env), DEFAULT_POLICY_NAME, ())
+        return LoadedPolicy(
+            parse_texts([(DEFAULT_POLICY_NAME, text)], env), DEFAULT_POLICY_NAME, ()
+        )
     files = _policy_files(Path(path))
     texts = [(str(f), f.read_text("utf-8")) for f in files]
     return LoadedPolicy(parse_texts(texts, env), str(path), tuple(files))

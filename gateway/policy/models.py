@@ -33,7 +33,9 @@ class ProviderConfig(Strict):
     @field_validator("api_version", mode="before")
     @classmethod
     def _date_is_text(cls, value: object) -> object:
-        return value.isoformat() if isinstance(value, date) else value  # YAML reads 2024-10-21 as a date
+        return (
+            value.isoformat() if isinstance(value, date) else value
+        )  # YAML reads 2024-10-21 as a date
 
     @field_validator("base_url")
     @classmethod

@@ -72,7 +72,9 @@ class AnthropicProvider:
 
     async def complete(self, request: UpstreamRequest) -> Completion:
         body = dumps(translate.to_upstream(request.body))
-        response = await self.http.send(self.url, body, {**self._headers, **request.headers}, stream=False)
+        response = await self.http.send(
+            self.url, body, {**self._headers, **request.headers}, stream=False
+        )
         message = orjson.loads(response.content)
         return Completion(dumps(translate.from_upstream(message)), relayed_headers(response))
 

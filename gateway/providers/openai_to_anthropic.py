@@ -48,7 +48,9 @@ def to_upstream(body: Json) -> Json:
     out: Json = {"model": body["model"], "messages": messages}
     if system:
         out["system"] = system
-    out["max_tokens"] = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
+    out["max_tokens"] = (
+        body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
+    )
     for key in ("temperature", "top_p", "top_k", "stream"):
         if body.get(key) is not None:
             out[key] = body[key]
@@ -111,7 +113,10 @@ def _image(image_url: Any) -> Json:
     if url.startswith("data:"):
         header, _, data = url.partition(",")
         media_type = header[5:].split(";")[0] or "image/png"
-        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 
@@ -192,7 +197,11 @@ def from_upstream(message: Json, created: int | None = None) -> Json:
         for b in message.get("content", [])
         if b.get("type") == "tool_use"
     ]
-    reply: Json = {"role": "assistant", "content": text if text or not calls else None, "refusal": None}
+    reply: Json = {
+        "role": "assistant",
+        "content": text if text or not calls else None,
+        "refusal": None,
+    }
     if calls:
         reply["tool_calls"] = calls
     return {
@@ -265,7 +274,11 @@ class StreamTranslator:
         block = data.get("content_block", {})
         if block.get("type") == "tool_use":
             index = self.tool_index[data["index"]] = len(self.tool_index)
-            call = {"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": ""}}
+            call = {
+                "id": block["id"],
+                "type": "function",
+                "function": {"name": block["name"], "arguments": ""},
+            }
             return [self._chunk({"tool_calls": [{"index": index, **call}]})]
         if block.get("type") == "text" and block.get("text"):
             return [self._chunk({"content": block["text"]})]
@@ -276,7 +289,10 @@ class StreamTranslator:
         if delta.get("type") == "text_delta":
             return [self._chunk({"content": delta.get("text", "")})]
         if delta.get("type") == "input_json_delta" and data.get("index") in self.tool_index:
-            call = {"index": self.tool_index[data["index"]], "function": {"arguments": delta.get("partial_json", "")}}
+            call = {
+                "index": self.tool_index[data["index"]],
+                "function": {"arguments": delta.get("partial_json", "")},
+            }
             return [self._chunk({"tool_calls": [call]})]
         return []
 

@@ -18,7 +18,9 @@ models:
 """
 
 
-def issues(text: str, env: dict[str, str] | None = None, name: str = "policies/prod.yaml") -> list[str]:
+def issues(
+    text: str, env: dict[str, str] | None = None, name: str = "policies/prod.yaml"
+) -> list[str]:
     with pytest.raises(PolicyError) as info:
         parse_texts([(name, text)], env if env is not None else {"OPENAI_API_KEY": "k"})
     return [str(i) for i in info.value.issues]
@@ -38,7 +40,9 @@ def test_unknown_provider_names_file_line_and_path() -> None:
 
 
 def test_unknown_key_is_rejected_with_its_line() -> None:
-    text = GOOD.replace("    upstream_model: gpt-4o-mini", "    upstream_model: gpt-4o-mini\n    temprature: 1")
+    text = GOOD.replace(
+        "    upstream_model: gpt-4o-mini", "    upstream_model: gpt-4o-mini\n    temprature: 1"
+    )
     assert issues(text) == ["policies/prod.yaml:11: models.chat.temprature: unknown key"]
 
 
@@ -69,35 +73,49 @@ def test_duplicate_keys_are_errors_not_silently_overwritten() -> None:
 
 
 def test_invalid_yaml_names_the_line() -> None:
-    assert issues("version: 1\nmodels: [unclosed\n")[0].startswith("policies/prod.yaml:3: invalid YAML")
+    assert issues("version: 1\nmodels: [unclosed\n")[0].startswith(
+        "policies/prod.yaml:3: invalid YAML"
+    )
 
 
 def test_bad_types_and_fallbacks() -> None:
     text = GOOD.replace("upstream_model: gpt-4o-mini", "upstream_model: x\n    fallbacks: [nope]")
     assert issues(text) == ["policies/prod.yaml:11: models.chat.fallbacks[0]: unknown model 'nope'"]
     text = GOOD.replace("    api_key", "    timeout_s: -1\n    api_key")
-    assert issues(text)[0].startswith("policies/prod.yaml:6: providers.openai.timeout_s: Input should be greater than 0")
+    assert issues(text)[0].startswith(
+        "policies/prod.yaml:6: providers.openai.timeout_s: Input should be greater than 0"
+    )
 
 
-def test_directory_merges_files_and_reports_the_right_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_directory_merges_files_and_reports_the_right_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     (tmp_path / "a.yaml").write_text(GOOD)
-    (tmp_path / "b.yaml").write_text("version: 1\nmodels:\n  other:\n    provider: missing\n    upstream_model: m\n")
+    (tmp_path / "b.yaml").write_text(
+        "version: 1\nmodels:\n  other:\n    provider: missing\n    upstream_model: m\n"
+    )
     with pytest.raises(PolicyError) as info:
         load_policy(tmp_path)
     assert [str(i) for i in info.value.issues] == [
         f"{tmp_path / 'b.yaml'}:4: models.other.provider: unknown provider 'missing'"
     ]
-    (tmp_path / "b.yaml").write_text("version: 1\nmodels:\n  other:\n    provider: openai\n    upstream_model: m\n")
+    (tmp_path / "b.yaml").write_text(
+        "version: 1\nmodels:\n  other:\n    provider: openai\n    upstream_model: m\n"
+    )
     loaded = load_policy(tmp_path)
     assert set(loaded.policy.models) == {"chat", "other"}
     assert len(loaded.files) == 2
 
 
-def test_same_model_in_two_files_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_model_in_two_files_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     (tmp_path / "a.yaml").write_text(GOOD)
-    (tmp_path / "b.yaml").write_text("version: 1\nmodels:\n  chat:\n    provider: openai\n    upstream_model: m\n")
+    (tmp_path / "b.yaml").write_text(
+        "version: 1\nmodels:\n  chat:\n    provider: openai\n    upstream_model: m\n"
+    )
     with pytest.raises(PolicyError) as info:
         load_policy(tmp_path)
     assert "models.chat: defined again in" in str(info.value)
@@ -114,21 +132,41 @@ def test_packaged_default_policy_loads_without_any_env() -> None:
     assert all(p.api_key is None for p in loaded.policy.providers.values())
 
 
-@pytest.mark.parametrize(("host", "ok"), [("127.0.0.1", True), ("localhost", True), ("::1", True), ("0.0.0.0", False), ("10.1.2.3", False)])
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+    ],
+)
 def test_binding_without_keys_is_loopback_only(host: str, ok: bool) -> None:
     policy = parse_texts([("p.yaml", GOOD)], {"OPENAI_API_KEY": "k"})
     assert policy.may_bind(host) is ok
-    opted_in = parse_texts([("p.yaml", GOOD + "auth:\n  allow_unauthenticated_remote: true\n")], {"OPENAI_API_KEY": "k"})
+    opted_in = parse_texts(
+        [("p.yaml", GOOD + "auth:\n  allow_unauthenticated_remote: true\n")],
+        {"OPENAI_API_KEY": "k"},
+    )
     assert opted_in.may_bind(host)
 
 
 def test_shipped_policies_are_valid_and_hold_no_inline_secrets() -> None:
     root = Path(__file__).resolve().parents[2]
-    files = sorted((root / "policies").glob("*.yaml")) + [root / "gateway/policy/default.yaml"]
+    files = [*sorted((root / "policies").glob("*.yaml")), root / "gateway/policy/default.yaml"]
     assert files
     for file in files:
         text = file.read_text()
         for line in text.splitlines():
             if line.strip().startswith("api_key:"):
                 assert "${" in line, f"{file}: inline api_key"
-    load_policy(root / "policies", env={"OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k", "AZURE_OPENAI_API_KEY": "k", "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com"})
+    load_policy(
+        root / "policies",
+        env={
+            "OPENAI_API_KEY": "k",
+            "ANTHROPIC_API_KEY": "k",
+            "AZURE_OPENAI_API_KEY": "k",
+            "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
+        },
+    )

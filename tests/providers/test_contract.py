@@ -30,21 +30,33 @@ def test_non_stream_completion(client: httpx.Client, mock: MockUpstream, model: 
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "chat.completion"
-    assert body["choices"][0]["message"] == {**body["choices"][0]["message"], "role": "assistant", "content": "Hello! How can I help you today?"}
+    assert body["choices"][0]["message"] == {
+        **body["choices"][0]["message"],
+        "role": "assistant",
+        "content": "Hello! How can I help you today?",
+    }
     assert body["choices"][0]["finish_reason"] == "stop"
     usage = body["usage"]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
 
 
-def test_stream_text_and_single_usage_chunk(client: httpx.Client, mock: MockUpstream, model: str) -> None:
+def test_stream_text_and_single_usage_chunk(
+    client: httpx.Client, mock: MockUpstream, model: str
+) -> None:
     for include in (False, True):
         body = {"model": model, "messages": MESSAGES, "stream": True}
         if include:
             body["stream_options"] = {"include_usage": True}
         chunks = sse_payloads(client.post("/v1/chat/completions", json=body))
-        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        text = "".join(
+            c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
+        )
         assert text == "Hello! How can I help you today?"
-        finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+        finishes = [
+            c["choices"][0]["finish_reason"]
+            for c in chunks
+            if c["choices"] and c["choices"][0]["finish_reason"]
+        ]
         assert finishes == ["stop"]
         usage_chunks = [c for c in chunks if c.get("usage")]
         assert len(usage_chunks) == (1 if include else 0)
@@ -53,18 +65,39 @@ def test_stream_text_and_single_usage_chunk(client: httpx.Client, mock: MockUpst
             assert chunks[-1] is usage_chunks[0]
 
 
-def test_stream_and_non_stream_report_the_same_usage(client: httpx.Client, mock: MockUpstream, model: str) -> None:
+def test_stream_and_non_stream_report_the_same_usage(
+    client: httpx.Client, mock: MockUpstream, model: str
+) -> None:
     whole = client.post("/v1/chat/completions", json={"model": model, "messages": MESSAGES}).json()
-    streamed = sse_payloads(client.post("/v1/chat/completions", json={
-        "model": model, "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}))
+    streamed = sse_payloads(
+        client.post(
+            "/v1/chat/completions",
+            json={
+                "model": model,
+                "messages": MESSAGES,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            },
+        )
+    )
     assert streamed[-1]["usage"] == whole["usage"]
 
 
 def test_tool_calls(client: httpx.Client, mock: MockUpstream, model: str) -> None:
     upstream = PROVIDERS[model][0]
     mock.behave(upstream, Behavior(tool_call={"name": "weather", "arguments": {"city": "Paris"}}))
-    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
-    r = client.post("/v1/chat/completions", json={"model": model, "messages": MESSAGES, "tools": tools})
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    r = client.post(
+        "/v1/chat/completions", json={"model": model, "messages": MESSAGES, "tools": tools}
+    )
     choice = r.json()["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     call = choice["message"]["tool_calls"][0]
@@ -73,7 +106,9 @@ def test_tool_calls(client: httpx.Client, mock: MockUpstream, model: str) -> Non
 
 
 @pytest.mark.parametrize("status", [400, 429, 500, 503])
-def test_upstream_errors_keep_status_and_openai_shape(client: httpx.Client, mock: MockUpstream, model: str, status: int) -> None:
+def test_upstream_errors_keep_status_and_openai_shape(
+    client: httpx.Client, mock: MockUpstream, model: str, status: int
+) -> None:
     mock.behave(PROVIDERS[model][0], Behavior(status=status))
     r = client.post("/v1/chat/completions", json={"model": model, "messages": MESSAGES})
     assert r.status_code == status
@@ -82,23 +117,39 @@ def test_upstream_errors_keep_status_and_openai_shape(client: httpx.Client, mock
     assert {"message", "type", "param", "code"} <= set(err)
 
 
-def test_credentials_and_ids_sent_upstream(client: httpx.Client, mock: MockUpstream, model: str) -> None:
+def test_credentials_and_ids_sent_upstream(
+    client: httpx.Client, mock: MockUpstream, model: str
+) -> None:
     upstream, secret, header = PROVIDERS[model]
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    r = client.post("/v1/chat/completions", json={"model": model, "messages": MESSAGES},
-                    headers={"authorization": "Bearer client-key", "x-request-id": "req-123", "traceparent": traceparent})
+    r = client.post(
+        "/v1/chat/completions",
+        json={"model": model, "messages": MESSAGES},
+        headers={
+            "authorization": "Bearer client-key",
+            "x-request-id": "req-123",
+            "traceparent": traceparent,
+        },
+    )
     assert r.headers["x-request-id"] == "req-123"
     seen = mock.requests[-1]
     assert seen.headers[header] == (f"Bearer {secret}" if header == "authorization" else secret)
     assert "client-key" not in str(seen.headers)
     assert seen.headers["x-request-id"] == "req-123"
     assert seen.headers["traceparent"] == traceparent
-    assert upstream in (seen.body.get("model"), seen.path.split("/")[3] if "deployments" in seen.path else None)
+    assert upstream in (
+        seen.body.get("model"),
+        seen.path.split("/")[3] if "deployments" in seen.path else None,
+    )
 
 
-def test_stream_cut_midway_ends_with_error_event(client: httpx.Client, mock: MockUpstream, model: str) -> None:
+def test_stream_cut_midway_ends_with_error_event(
+    client: httpx.Client, mock: MockUpstream, model: str
+) -> None:
     mock.behave(PROVIDERS[model][0], Behavior(cut_after=3))
-    r = client.post("/v1/chat/completions", json={"model": model, "messages": MESSAGES, "stream": True})
+    r = client.post(
+        "/v1/chat/completions", json={"model": model, "messages": MESSAGES, "stream": True}
+    )
     assert r.status_code == 200
     events = [e for e in r.text.split("\n\n") if e]
     last = orjson.loads(events[-1].removeprefix("data: "))
