@@ -12,6 +12,7 @@ from gateway.errors import UpstreamError, UpstreamUnreachable
 from gateway.policy.models import ProviderConfig
 from gateway.providers import openai_to_anthropic as translate
 from gateway.providers.base import (
+    USER_AGENT,
     Completion,
     Operation,
     UpstreamHTTP,
@@ -61,6 +62,7 @@ class AnthropicProvider:
         self.url = config.base_url + "/messages"
         self._headers = {
             "content-type": "application/json",
+            **USER_AGENT,
             "anthropic-version": config.api_version or DEFAULT_VERSION,
             **config.headers,
         }

@@ -3,15 +3,12 @@ pooled upstream HTTP client they share the code (not the connections) of."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import aiohttp
 import httpx
 import orjson
-from httpx_aiohttp import AiohttpTransport
 
 from gateway.errors import (
     GatewayError,
@@ -22,9 +19,11 @@ from gateway.errors import (
 )
 from gateway.policy.models import ProviderConfig
 from gateway.providers.sse import SSEEvent, SSEParser
+from gateway.providers.transport import AiohttpTransport
 
 Operation = Literal["chat", "completions", "embeddings"]
 RELAYED_HEADERS = ("openai-processing-ms", "retry-after", "x-ratelimit-")
+USER_AGENT = {"user-agent": "llm-gateway"}
 
 
 @dataclass(slots=True)
@@ -79,18 +78,14 @@ def relayed_headers(response: httpx.Response) -> dict[str, str]:
 
 
 class UpstreamHTTP:
-    """One pooled HTTP client per provider: httpx's API over aiohttp's transport."""
+    """One pooled HTTP client per provider: httpx requests and responses over aiohttp."""
 
     def __init__(self, config: ProviderConfig) -> None:
-        limits = httpx.Limits(max_connections=config.max_connections, keepalive_expiry=30.0)
-        self.timeout = httpx.Timeout(
+        self.transport = AiohttpTransport(config.max_connections)
+        timeout = httpx.Timeout(
             config.timeout_s, connect=config.connect_timeout_s, pool=config.connect_timeout_s
         )
-        self.client = httpx.AsyncClient(
-            transport=AiohttpTransport(limits=limits, trust_env=False),
-            timeout=self.timeout,
-            headers={"user-agent": "llm-gateway"},
-        )
+        self.extensions = {"timeout": timeout.as_dict()}
 
     async def send(
         self, url: str, body: bytes, headers: dict[str, str], *, stream: bool
@@ -100,13 +95,16 @@ class UpstreamHTTP:
         Raises UpstreamError for 4xx/5xx (body normalised to OpenAI's error shape by
         `error_body`), UpstreamTimeout and UpstreamUnreachable for transport failures.
         """
-        request = self.client.build_request("POST", url, content=body, headers=headers)
+        request = httpx.Request(
+            "POST", url, content=body, headers=headers, extensions=self.extensions
+        )
         try:
-            response = await self.client.send(request, stream=stream)
-            if response.status_code >= 400:
-                raw = await response.aread()
+            response = await self.transport.handle_async_request(request)
+            if response.status_code >= 400 or not stream:
+                await response.aread()
                 await response.aclose()
-                error, message = self.error_body(response.status_code, raw)
+            if response.status_code >= 400:
+                error, message = self.error_body(response.status_code, response.content)
                 raise UpstreamError(response.status_code, error, message, relayed_headers(response))
             return response
         except httpx.HTTPError as exc:
@@ -116,17 +114,13 @@ class UpstreamHTTP:
         return openai_error_from_upstream(status, raw)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.transport.aclose()
 
 
-def upstream_failure(exc: BaseException, url: str) -> GatewayError:
+def upstream_failure(exc: httpx.HTTPError, url: str) -> GatewayError:
     """Map a transport exception to 504 (timeout) or 502 (anything else)."""
     host = httpx.URL(url).host
-    cause = exc.__cause__
-    timed_out = isinstance(exc, httpx.TimeoutException) and not isinstance(
-        cause, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectorError
-    )
-    if timed_out or isinstance(cause, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, httpx.TimeoutException):
         return UpstreamTimeout(f"upstream {host} timed out")
     return UpstreamUnreachable(f"upstream {host} is unreachable or closed the connection")
 

@@ -14,6 +14,7 @@ import httpx
 from gateway.errors import UpstreamUnreachable
 from gateway.policy.models import ProviderConfig
 from gateway.providers.base import (
+    USER_AGENT,
     Completion,
     Operation,
     UpstreamHTTP,
@@ -52,7 +53,7 @@ class OpenAIProvider:
         self.name = name
         self.config = config
         self.http = UpstreamHTTP(config)
-        self._headers = {"content-type": "application/json", **config.headers}
+        self._headers = {"content-type": "application/json", **USER_AGENT, **config.headers}
         if config.api_key is not None:
             self._headers.update(self.auth_headers(config.api_key.get_secret_value()))
 
