@@ -57,7 +57,14 @@ def check(path: str) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level, access_log=not args.no_access_log)
+    listener = configure_logging(args.log_level, access_log=not args.no_access_log)
+    try:
+        return run_server(args)
+    finally:
+        listener.stop()
+
+
+def run_server(args: argparse.Namespace) -> int:
     try:
         loaded = load_policy(args.policy)
     except PolicyError as exc:

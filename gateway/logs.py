@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import queue
 import sys
 import time
 from typing import Any
@@ -24,14 +26,34 @@ class JsonFormatter(logging.Formatter):
             doc.update(fields)
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            doc["exc"] = record.exc_text
         return orjson.dumps(doc, default=str).decode()
 
 
-def configure_logging(level: str = "info", access_log: bool = True) -> None:
+class DeferredQueueHandler(logging.handlers.QueueHandler):
+    """Hands records to the writer thread unformatted: the event loop never formats
+    JSON nor blocks on a slow stderr pipe."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.exc_info = None  # tracebacks hold frames; keep the text only
+        return record
+
+
+def configure_logging(
+    level: str = "info", access_log: bool = True
+) -> logging.handlers.QueueListener:
+    """JSON lines on stderr, written by a background thread; stop the returned listener
+    at exit to flush what is queued."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler, respect_handler_level=False)
+    listener.start()
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [DeferredQueueHandler(records)]
     root.setLevel(level.upper())
     logging.getLogger("gateway.access").disabled = not access_log
     for name in ("uvicorn", "uvicorn.error"):
@@ -39,3 +61,4 @@ def configure_logging(level: str = "info", access_log: bool = True) -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    return listener

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
+import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,7 +29,7 @@ def request_context(scope: Scope) -> RequestContext:
         elif name == b"tracestate":
             tracestate = value.decode("latin-1")
     if request_id is None or not REQUEST_ID.match(request_id):
-        request_id = uuid.uuid4().hex
+        request_id = secrets.token_hex(16)
     if traceparent is not None and not TRACEPARENT.match(traceparent):
         traceparent = tracestate = None
     return RequestContext(request_id, scope["method"], scope["path"], traceparent, tracestate)

@@ -167,6 +167,16 @@ def test_stream_chunks_are_not_buffered(client: httpx.Client, mock: MockUpstream
     assert len(arrivals) >= 5
 
 
+def test_stream_that_stalls_ends_with_a_timeout_event(
+    client: httpx.Client, mock: MockUpstream
+) -> None:
+    mock.behave("up-gpt", Behavior(chunk_interval_s=1.5))  # the provider's timeout_s is 1
+    r = client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    events = [e for e in r.text.split("\n\n") if e]
+    assert orjson.loads(events[0][6:])["choices"][0]["delta"]["role"] == "assistant"
+    assert orjson.loads(events[-1][6:])["error"]["code"] == "upstream_timeout"
+
+
 def test_client_disconnect_cancels_the_upstream_request(
     gateway: GatewayServer, mock: MockUpstream
 ) -> None:

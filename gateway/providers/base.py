@@ -9,6 +9,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 import orjson
+import yarl
 
 from gateway.errors import (
     GatewayError,
@@ -19,7 +20,7 @@ from gateway.errors import (
 )
 from gateway.policy.models import ProviderConfig
 from gateway.providers.sse import SSEEvent, SSEParser
-from gateway.providers.transport import AiohttpTransport
+from gateway.providers.transport import AIOHTTP_URL, AiohttpTransport
 
 Operation = Literal["chat", "completions", "embeddings"]
 RELAYED_HEADERS = ("openai-processing-ms", "retry-after", "x-ratelimit-")
@@ -85,7 +86,17 @@ class UpstreamHTTP:
         timeout = httpx.Timeout(
             config.timeout_s, connect=config.connect_timeout_s, pool=config.connect_timeout_s
         )
-        self.extensions = {"timeout": timeout.as_dict()}
+        self.timeout = timeout.as_dict()
+        self._urls: dict[str, tuple[httpx.URL, dict[str, Any]]] = {}
+
+    def _prepared(self, url: str) -> tuple[httpx.URL, dict[str, Any]]:
+        """Parse each upstream URL once (httpx's and aiohttp's parsers both cost ~20 us)."""
+        prepared = self._urls.get(url)
+        if prepared is None:
+            parsed = httpx.URL(url)
+            extensions = {"timeout": self.timeout, AIOHTTP_URL: yarl.URL(str(parsed), encoded=True)}
+            prepared = self._urls[url] = (parsed, extensions)
+        return prepared
 
     async def send(
         self, url: str, body: bytes, headers: dict[str, str], *, stream: bool
@@ -95,8 +106,9 @@ class UpstreamHTTP:
         Raises UpstreamError for 4xx/5xx (body normalised to OpenAI's error shape by
         `error_body`), UpstreamTimeout and UpstreamUnreachable for transport failures.
         """
+        parsed, extensions = self._prepared(url)
         request = httpx.Request(
-            "POST", url, content=body, headers=headers, extensions=self.extensions
+            "POST", parsed, content=body, headers=headers, extensions=extensions
         )
         try:
             response = await self.transport.handle_async_request(request)

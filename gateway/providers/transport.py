@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+AIOHTTP_URL = "aiohttp_url"  # request extension: the URL already parsed by yarl
 DROPPED = {"content-encoding", "content-length", "transfer-encoding"}  # aiohttp decoded them
 
 
@@ -60,7 +61,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             response = await session.request(
                 request.method,
-                str(request.url),
+                request.extensions.get(AIOHTTP_URL) or str(request.url),
                 data=request.content,
                 headers=request.headers.multi_items(),
                 allow_redirects=False,
