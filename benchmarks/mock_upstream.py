@@ -227,7 +227,7 @@ class MockUpstream:
                 await response.write(event)
         except (ConnectionResetError, asyncio.CancelledError):
             self.disconnects.append(model)
-            raise
+            return response
         await response.write_eof()
         return response
 

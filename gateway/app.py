@@ -20,9 +20,10 @@ from gateway.policy.loader import LoadedPolicy, load_policy
 from gateway.reload import PolicyReloader
 from gateway.routes import ROUTES
 from gateway.runtime import Runtime
-from gateway.state import GatewayState
+from gateway.state import GatewayState, build_sinks
 
 POLICY_ENV = "GATEWAY_POLICY"
+ACCESS_LOG_ENV = "GATEWAY_ACCESS_LOG"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Settings:
     policy_path: str | None = None
     preloaded: LoadedPolicy | None = None
     watch_policy: bool = True
+    access_log: bool = True
 
 
 def error_response(exc: GatewayError) -> Response:
@@ -56,12 +58,16 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    settings = settings or Settings(policy_path=os.environ.get(POLICY_ENV) or None)
+    settings = settings or Settings(
+        policy_path=os.environ.get(POLICY_ENV) or None,
+        access_log=os.environ.get(ACCESS_LOG_ENV, "1") != "0",
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, GatewayState]]:
         loaded = settings.preloaded or load_policy(settings.policy_path)
-        state = GatewayState(Runtime(loaded))
+        runtime = Runtime(loaded)
+        state = GatewayState(runtime, sinks=build_sinks(runtime, settings.access_log))
         reloader = PolicyReloader(state, settings.policy_path)
         reloader.start(settings.watch_policy)
         app.state.reloader = reloader  # for tests and admin tooling

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from gateway import __version__
-from gateway.app import POLICY_ENV, Settings, create_app
+from gateway import __version__, stats
+from gateway.app import ACCESS_LOG_ENV, POLICY_ENV, Settings, create_app
 from gateway.logs import configure_logging
 from gateway.policy.loader import PolicyError, load_policy
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a policy file or directory")
     check.add_argument("path")
     commands.add_parser("version", help="print the version")
+    stats.add_commands(commands)
     return parser
 
 
@@ -41,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "check":
         return check(args.path)
+    if args.command in ("stats", "logs"):
+        return stats.run(args)
     return serve(args)
 
 
@@ -57,7 +60,7 @@ def check(path: str) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    listener = configure_logging(args.log_level, access_log=not args.no_access_log)
+    listener = configure_logging(args.log_level)
     try:
         return run_server(args)
     finally:
@@ -89,8 +92,12 @@ def run_server(args: argparse.Namespace) -> int:
     if args.workers > 1:
         if args.policy:
             os.environ[POLICY_ENV] = os.path.abspath(args.policy)
+        os.environ[ACCESS_LOG_ENV] = "0" if args.no_access_log else "1"
         uvicorn.run("gateway.app:create_app", factory=True, workers=args.workers, **common)
     else:
-        app = create_app(Settings(policy_path=args.policy, preloaded=loaded))
+        settings = Settings(
+            policy_path=args.policy, preloaded=loaded, access_log=not args.no_access_log
+        )
+        app = create_app(settings)
         uvicorn.run(app, **common)
     return 0

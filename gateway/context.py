@@ -37,7 +37,12 @@ class RequestContext:
     first_chunk_at: float | None = None
     finished_at: float | None = None
     client_disconnected: bool = False
-    usage: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None  # the upstream's `usage` object, as sent
+    response_id: str | None = None
+    response_model: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    end_user: str | None = None
+    client_wants_usage: bool = False
     attempts: list[Attempt] = field(default_factory=list)
     runtime_release: Callable[[], None] | None = None
 

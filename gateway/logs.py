@@ -55,7 +55,6 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [DeferredQueueHandler(records)]
     root.setLevel(level.upper())
-    logging.getLogger("gateway.access").disabled = not access_log
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.providers.base import ChunkStream, Completion
+from gateway.telemetry.usage import observe_chunk, observe_completion
 
 log = logging.getLogger("gateway.relay")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -21,6 +22,7 @@ DONE = b"data: [DONE]\n\n"
 
 def json_response(ctx: RequestContext, completion: Completion) -> Response:
     ctx.first_chunk_at = time.perf_counter()
+    observe_completion(ctx, completion.body)
     return Response(completion.body, media_type="application/json", headers=completion.headers)
 
 
@@ -37,7 +39,9 @@ async def relay(ctx: RequestContext, stream: ChunkStream) -> AsyncIterator[bytes
         async for payload in stream:
             if ctx.first_chunk_at is None:
                 ctx.first_chunk_at = time.perf_counter()
-            yield b"data: " + payload + b"\n\n"
+            forwarded = observe_chunk(ctx, payload)
+            if forwarded is not None:
+                yield b"data: " + forwarded + b"\n\n"
         completed = True
         yield DONE
     except GatewayError as exc:

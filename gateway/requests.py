@@ -27,9 +27,20 @@ class ParsedRequest:
     stream: bool
 
     def upstream_request(self, upstream_model: str, headers: dict[str, str]) -> UpstreamRequest:
-        """The body as sent, with only `model` rewritten (key order kept)."""
+        """The body as sent, with only `model` rewritten (key order kept). Streams also
+        ask for usage, which the relay strips again unless the client asked for it."""
         body = {**self.body, "model": upstream_model}
+        if self.stream and self.operation != "embeddings":
+            body["stream_options"] = {
+                **(self.body.get("stream_options") or {}),
+                "include_usage": True,
+            }
         return UpstreamRequest(self.operation, body, self.stream, headers)
+
+    @property
+    def wants_usage(self) -> bool:
+        options = self.body.get("stream_options")
+        return isinstance(options, dict) and options.get("include_usage") is True
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -97,4 +108,7 @@ async def read_request(
     ctx.operation = operation
     call = parse_body(await read_body(request, limit), operation)
     ctx.model, ctx.stream = call.model, call.stream
+    ctx.client_wants_usage = call.wants_usage
+    user = call.body.get("user")
+    ctx.end_user = user if isinstance(user, str) else None
     return call

@@ -9,13 +9,14 @@ from gateway.context import RequestContext
 from gateway.runtime import Runtime
 from gateway.tasks import TaskOwner
 from gateway.telemetry import AccessLogSink, TelemetrySink
+from gateway.telemetry.duckdb_sink import DuckDBSink
 
 
 @dataclass
 class GatewayState:
     runtime: Runtime
     cache: Cache = field(default_factory=NoCache)
-    sinks: list[TelemetrySink] = field(default_factory=lambda: [AccessLogSink()])
+    sinks: list[TelemetrySink] = field(default_factory=list)
     tasks: TaskOwner = field(default_factory=TaskOwner)
     ready: bool = False
 
@@ -23,3 +24,12 @@ class GatewayState:
         """A request's response has been delivered (or abandoned): tell every sink."""
         for sink in self.sinks:
             sink.record(ctx)
+
+
+def build_sinks(runtime: Runtime, access_log: bool) -> list[TelemetrySink]:
+    """Telemetry sinks come from the policy at startup (a reload does not move them)."""
+    config = runtime.policy.telemetry
+    sinks: list[TelemetrySink] = [AccessLogSink()] if access_log else []
+    if config.duckdb:
+        sinks.append(DuckDBSink(config.duckdb, config.flush_interval_s, config.retention_days))
+    return sinks

@@ -66,10 +66,17 @@ class ServerConfig(Strict):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
 
 
+class TelemetryConfig(Strict):
+    duckdb: str | None = None  # path of the request log; none: no request log
+    flush_interval_s: float = Field(default=1.0, gt=0, le=60)
+    retention_days: int | None = Field(default=None, ge=1)
+
+
 class Policy(Strict):
     version: Literal[1]
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 

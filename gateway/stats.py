@@ -1,0 +1,92 @@
+"""`gateway stats` and `gateway logs`: the request log as tables in the terminal.
+
+Read-only and parameterised: the window and filters are bound as parameters, and the
+grouping column comes from a fixed list. The gateway opens the file only while it
+flushes, so these commands work while it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.telemetry.duckdb_sink import connect
+
+GROUPS = {"model": "model", "provider": "provider", "key": "key_id", "status": "status",
+          "upstream_model": "upstream_model", "operation": "operation"}  # fmt: skip
+WINDOW = re.compile(r"^(\d+)([smhd])$")
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+STATS_SQL = """
+SELECT {group} AS "{label}", count(*) AS requests,
+       count(*) FILTER (WHERE status >= 400) AS errors,
+       sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+       round(quantile_cont(latency_ms, 0.5), 2) AS p50_ms,
+       round(quantile_cont(latency_ms, 0.95), 2) AS p95_ms,
+       round(quantile_cont(latency_ms, 0.99), 2) AS p99_ms,
+       round(quantile_cont(ttfb_ms, 0.5) FILTER (WHERE stream), 2) AS ttft_p50_ms
+FROM requests
+WHERE started_at >= now()::TIMESTAMP - to_seconds(?)
+GROUP BY ALL ORDER BY requests DESC
+"""
+LOGS_SQL = """
+SELECT strftime(started_at, '%Y-%m-%d %H:%M:%S') AS time, request_id, model, provider,
+       status, round(latency_ms, 1) AS latency_ms, input_tokens AS "in", output_tokens AS "out",
+       coalesce(error_type, '') AS error
+FROM requests
+WHERE started_at >= now()::TIMESTAMP - to_seconds(?)
+  AND (? IS NULL OR model = ?) AND (? IS NULL OR status = ?)
+ORDER BY started_at DESC LIMIT ?
+"""
+
+
+def window_seconds(text: str) -> int:
+    match = WINDOW.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"window must look like 15m, 24h or 7d (got {text!r})")
+    return int(match.group(1)) * SECONDS[match.group(2)]
+
+
+def add_commands(commands: Any) -> None:
+    stats = commands.add_parser("stats", help="request log summary")
+    stats.add_argument("--db", required=True, type=Path, help="the request log (telemetry.duckdb)")
+    stats.add_argument("--since", type=window_seconds, default="24h", help="window, e.g. 1h, 7d")
+    stats.add_argument("--by", choices=sorted(GROUPS), default="model")
+    logs = commands.add_parser("logs", help="recent requests")
+    logs.add_argument("--db", required=True, type=Path)
+    logs.add_argument("--since", type=window_seconds, default="24h")
+    logs.add_argument("--model")
+    logs.add_argument("--status", type=int)
+    logs.add_argument("--limit", type=int, default=20)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.db.exists():
+        print(f"{args.db}: no request log yet", flush=True)
+        return 1
+    con = connect(args.db, read_only=True)
+    try:
+        if args.command == "stats":
+            sql = STATS_SQL.format(group=GROUPS[args.by], label=args.by)
+            cursor = con.execute(sql, [args.since])
+        else:
+            params = [args.since, args.model, args.model, args.status, args.status, args.limit]
+            cursor = con.execute(LOGS_SQL, params)
+        header = [d[0] for d in cursor.description or []]
+        print(table(header, cursor.fetchall()))
+    finally:
+        con.close()
+    return 0
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [list(header)] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

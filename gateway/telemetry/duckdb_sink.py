@@ -1,0 +1,164 @@
+"""`telemetry.duckdb`: one row per request in a DuckDB file, written off the event loop.
+
+The request path only puts a tuple on a queue. One writer thread (DuckDB allows one
+writer per file) drains it every `flush_interval_s`, opening the file only while it
+writes, so `gateway stats` and other readers can open it in between. When DuckDB fails
+(locked, read-only, disk full) the batch goes to `<file>.spool` as JSON lines and is
+replayed with the next successful flush. `aclose` flushes what is queued; a hard kill
+loses at most the last flush interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import orjson
+
+from gateway.context import RequestContext
+from gateway.telemetry.rows import Row, attempt_rows, request_row
+from gateway.telemetry.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, migrate
+
+log = logging.getLogger("gateway.telemetry")
+Item = tuple[Row, list[Row]]
+LOCK_RETRY_S = 0.05
+
+
+class DuckDBSink:
+    def __init__(
+        self,
+        path: str | Path,
+        flush_interval_s: float = 1.0,
+        retention_days: int | None = None,
+        lock_wait_s: float = 5.0,
+    ) -> None:
+        self.path = Path(path)
+        self.lock_wait_s = lock_wait_s
+        self.spool = self.path.with_name(self.path.name + ".spool")
+        self.flush_interval_s = flush_interval_s
+        self.retention_days = retention_days
+        self.written = 0
+        self.spooled = 0
+        self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
+        self._thread.start()
+
+    def record(self, ctx: RequestContext) -> None:
+        try:
+            self._queue.put((request_row(ctx), attempt_rows(ctx)))
+        except Exception:  # telemetry never raises into a request
+            log.exception("could not queue a request-log row")
+
+    async def aclose(self) -> None:
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+
+    # ------------------------------------------------------------ writer thread
+
+    def _run(self) -> None:
+        running = True
+        while running:
+            batch: list[Item] = []
+            deadline = time.monotonic() + self.flush_interval_s
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+                if item is None:
+                    running = False
+                    break
+                batch.append(item)
+            try:
+                self._flush(batch)
+            except Exception:  # the writer outlives any one bad batch
+                log.exception("request log flush failed; %d rows lost", len(batch))
+
+    def _flush(self, batch: list[Item]) -> None:
+        pending = self._read_spool()
+        if not batch and not pending:
+            return
+        try:
+            self._write(pending + batch)
+        except (duckdb.Error, OSError) as exc:
+            self._append_spool(batch)
+            log.warning("request log unavailable (%s); %d rows spooled", exc, len(batch),
+                        extra={"fields": {"path": str(self.path)}})  # fmt: skip
+            return
+        if pending:
+            self.spool.unlink(missing_ok=True)
+            log.info("replayed %d spooled rows into the request log", len(pending))
+
+    def _write(self, items: list[Item]) -> None:
+        requests = [item[0] for item in items]
+        attempts = [row for item in items for row in item[1]]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = connect(self.path, wait_s=self.lock_wait_s)
+        try:
+            migrate(con)
+            con.execute("BEGIN")
+            insert(con, "requests", REQUEST_COLUMNS, requests)
+            insert(con, "attempts", ATTEMPT_COLUMNS, attempts)
+            if self.retention_days is not None:
+                con.execute(
+                    "DELETE FROM requests WHERE started_at < now()::TIMESTAMP - to_days(?)",
+                    [self.retention_days],
+                )
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        self.written += len(requests)
+
+    def _read_spool(self) -> list[Item]:
+        if not self.spool.exists():
+            return []
+        items: list[Item] = []
+        for line in self.spool.read_bytes().splitlines():
+            if line:
+                row, attempts = orjson.loads(line)
+                items.append((tuple(row), [tuple(a) for a in attempts]))
+        return items
+
+    def _append_spool(self, batch: list[Item]) -> None:
+        try:
+            with self.spool.open("ab") as f:
+                f.write(b"".join(orjson.dumps(item) + b"\n" for item in batch))
+            self.spooled += len(batch)
+        except OSError:
+            log.exception("request log and its spool both failed: %d rows lost", len(batch))
+
+
+def connect(path: Path, read_only: bool = False, wait_s: float = 5.0) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting while another process holds DuckDB's lock on it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(LOCK_RETRY_S)
+
+
+def insert(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: tuple[tuple[str, str], ...],
+    rows: list[Row],
+) -> None:
+    """Columnar insert through DuckDB's numpy scan (millions of rows/s)."""
+    if not rows:
+        return
+    names = [name for name, _ in columns]
+    batch: dict[str, Any] = {}
+    for name, values in zip(names, zip(*rows, strict=True), strict=True):
+        batch[name] = np.array(values, dtype=np.int64 if name == "started_at" else object)
+    select = ", ".join("make_timestamp(started_at)" if n == "started_at" else n for n in names)
+    con.execute(f"INSERT INTO {table} SELECT {select} FROM batch")  # scans the local `batch`

@@ -1,0 +1,38 @@
+"""A finished request as request-log rows: plain tuples, built on the event loop in a
+few microseconds and written later by the DuckDB writer thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.context import RequestContext
+from gateway.telemetry.usage import token_counts
+
+Row = tuple[Any, ...]
+
+
+def request_row(ctx: RequestContext) -> Row:
+    end = ctx.finished_at if ctx.finished_at is not None else ctx.started
+    latency = (end - ctx.started) * 1000
+    ttfb = (ctx.first_chunk_at - ctx.started) * 1000 if ctx.first_chunk_at else None
+    upstream = sum(a.latency_s for a in ctx.attempts) * 1000 if ctx.attempts else None
+    if upstream is not None and ctx.stream and ctx.first_chunk_at is not None:
+        upstream += (end - ctx.first_chunk_at) * 1000  # the stream's body came from upstream too
+    tokens = token_counts(ctx.usage)
+    trace_id = ctx.traceparent[3:35] if ctx.traceparent else None
+    return (
+        ctx.request_id, trace_id, int(ctx.started_unix * 1_000_000), latency, ttfb, upstream,
+        latency - upstream if upstream is not None else None,
+        ctx.method, ctx.path, ctx.operation, ctx.stream, ctx.model, ctx.provider,
+        ctx.upstream_model, ctx.response_model, ctx.response_id, ctx.status, ctx.error_type,
+        ",".join(ctx.finish_reasons) or None, tokens["input"], tokens["output"],
+        tokens["cached_input"], tokens["reasoning"], ctx.key_id, ctx.end_user,
+        ctx.client_disconnected, len(ctx.attempts),
+    )  # fmt: skip
+
+
+def attempt_rows(ctx: RequestContext) -> list[Row]:
+    return [
+        (ctx.request_id, i, a.provider, a.upstream_model, a.status, a.latency_s * 1000, a.error)
+        for i, a in enumerate(ctx.attempts, 1)
+    ]

@@ -1,0 +1,71 @@
+"""The DuckDB request log's schema, versioned: `migrate` upgrades any older file in place."""
+
+from __future__ import annotations
+
+import duckdb
+
+REQUEST_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("request_id", "VARCHAR NOT NULL"),
+    ("trace_id", "VARCHAR"),
+    ("started_at", "TIMESTAMP NOT NULL"),  # UTC
+    ("latency_ms", "FLOAT"),
+    ("ttfb_ms", "FLOAT"),  # time to first chunk (streams) or to the whole body
+    ("upstream_ms", "FLOAT"),
+    ("overhead_ms", "FLOAT"),
+    ("method", "VARCHAR"),
+    ("path", "VARCHAR"),
+    ("operation", "VARCHAR"),
+    ("stream", "BOOLEAN"),
+    ("model", "VARCHAR"),
+    ("provider", "VARCHAR"),
+    ("upstream_model", "VARCHAR"),
+    ("response_model", "VARCHAR"),
+    ("response_id", "VARCHAR"),
+    ("status", "SMALLINT"),
+    ("error_type", "VARCHAR"),
+    ("finish_reasons", "VARCHAR"),
+    ("input_tokens", "INTEGER"),
+    ("output_tokens", "INTEGER"),
+    ("cached_input_tokens", "INTEGER"),
+    ("reasoning_tokens", "INTEGER"),
+    ("key_id", "VARCHAR"),
+    ("end_user", "VARCHAR"),
+    ("client_disconnected", "BOOLEAN"),
+    ("attempts", "TINYINT"),
+)
+ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("request_id", "VARCHAR NOT NULL"),
+    ("attempt", "TINYINT"),
+    ("provider", "VARCHAR"),
+    ("upstream_model", "VARCHAR"),
+    ("status", "SMALLINT"),
+    ("latency_ms", "FLOAT"),
+    ("error", "VARCHAR"),
+)
+
+
+def _create(name: str, columns: tuple[tuple[str, str], ...]) -> str:
+    return f"CREATE TABLE IF NOT EXISTS {name} (" + ", ".join(f"{c} {t}" for c, t in columns) + ")"
+
+
+# Each entry upgrades the file from the version before it; append, never edit.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (_create("requests", REQUEST_COLUMNS), _create("attempts", ATTEMPT_COLUMNS)),
+)
+VERSION = len(MIGRATIONS)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the file to the current schema; returns the version it was at."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    current = int(row[0]) if row and row[0] is not None else 0
+    if current > VERSION:
+        raise RuntimeError(f"request log schema v{current} is newer than this gateway (v{VERSION})")
+    for version in range(current + 1, VERSION + 1):
+        con.execute("BEGIN")
+        for statement in MIGRATIONS[version - 1]:
+            con.execute(statement)
+        con.execute("INSERT INTO schema_version VALUES (?)", [version])
+        con.execute("COMMIT")
+    return current
