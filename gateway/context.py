@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def new_span_id() -> str:
+    return secrets.token_hex(8)
 
 
 @dataclass(slots=True)
@@ -15,6 +20,10 @@ class Attempt:
     status: int
     latency_s: float
     error: str | None = None
+    span_id: str = ""
+    started_unix: float = 0.0
+    server_address: str | None = None
+    server_port: int | None = None
 
 
 @dataclass(slots=True)
@@ -22,8 +31,11 @@ class RequestContext:
     request_id: str
     method: str
     path: str
-    traceparent: str | None = None
+    trace_id: str = field(default_factory=lambda: secrets.token_hex(16))
+    parent_span_id: str | None = None  # the client's span, from its traceparent
+    trace_flags: str = "01"
     tracestate: str | None = None
+    span_id: str = field(default_factory=new_span_id)  # this request's SERVER span
     started: float = field(default_factory=time.perf_counter)
     started_unix: float = field(default_factory=time.time)
     operation: str | None = None
@@ -46,13 +58,17 @@ class RequestContext:
     attempts: list[Attempt] = field(default_factory=list)
     runtime_release: Callable[[], None] | None = None
 
-    def upstream_headers(self) -> dict[str, str]:
-        """Headers every upstream request carries: our request id and the trace context."""
-        headers = {"x-request-id": self.request_id}
-        if self.traceparent:
-            headers["traceparent"] = self.traceparent
-            if self.tracestate:
-                headers["tracestate"] = self.tracestate
+    params: dict[str, Any] = field(default_factory=dict)  # request parameters, for spans
+
+    def upstream_headers(self, span_id: str) -> dict[str, str]:
+        """Headers an upstream attempt carries: our request id, and the trace context with
+        that attempt's CLIENT span as the parent."""
+        headers = {
+            "x-request-id": self.request_id,
+            "traceparent": f"00-{self.trace_id}-{span_id}-{self.trace_flags}",
+        }
+        if self.tracestate:
+            headers["tracestate"] = self.tracestate
         return headers
 
     @property

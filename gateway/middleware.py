@@ -30,9 +30,13 @@ def request_context(scope: Scope) -> RequestContext:
             tracestate = value.decode("latin-1")
     if request_id is None or not REQUEST_ID.match(request_id):
         request_id = secrets.token_hex(16)
-    if traceparent is not None and not TRACEPARENT.match(traceparent):
-        traceparent = tracestate = None
-    return RequestContext(request_id, scope["method"], scope["path"], traceparent, tracestate)
+    ctx = RequestContext(request_id, scope["method"], scope["path"])
+    if traceparent is not None and TRACEPARENT.match(traceparent):
+        _, trace_id, parent, flags = traceparent.split("-")
+        if trace_id != "0" * 32 and parent != "0" * 16:
+            ctx.trace_id, ctx.parent_span_id, ctx.trace_flags = trace_id, parent, flags
+            ctx.tracestate = tracestate
+    return ctx
 
 
 class RequestContextMiddleware:

@@ -11,7 +11,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.context import Attempt, RequestContext
+from gateway.context import Attempt, RequestContext, new_span_id
 from gateway.errors import GatewayError
 from gateway.providers.base import (
     ChunkStream,
@@ -73,29 +73,42 @@ async def call_provider(
     for target in targets:
         if not target.provider.supports(call.operation):
             continue
-        request = call.upstream_request(target.upstream_model, ctx.upstream_headers())
-        started = time.perf_counter()
+        span_id = new_span_id()
+        request = call.upstream_request(target.upstream_model, ctx.upstream_headers(span_id))
+        started_unix, started = time.time(), time.perf_counter()
         try:
             if call.stream:
                 result: Completion | ChunkStream = await target.provider.stream(request)
             else:
                 result = await target.provider.complete(request)
         except GatewayError as exc:
-            ctx.attempts.append(attempt(target, exc.status, started, exc.code))
+            ctx.attempts.append(
+                attempt(target, exc.status, started, exc.code, span_id, started_unix)
+            )
             if not retryable(exc):
                 raise
             failure = exc
             continue
-        ctx.attempts.append(attempt(target, 200, started, None))
+        ctx.attempts.append(attempt(target, 200, started, None, span_id, started_unix))
         ctx.provider, ctx.upstream_model = target.provider.name, target.upstream_model
         return result
     raise failure
 
 
-def attempt(target: Target, status: int, started: float, error: str | None) -> Attempt:
+def attempt(
+    target: Target,
+    status: int,
+    started: float,
+    error: str | None,
+    span_id: str,
+    started_unix: float,
+) -> Attempt:
+    elapsed = time.perf_counter() - started
+    host, port = target.provider.address
     return Attempt(
-        target.provider.name, target.upstream_model, status, time.perf_counter() - started, error
-    )
+        target.provider.name, target.upstream_model, status, elapsed, error, span_id, started_unix,
+        host, port,
+    )  # fmt: skip
 
 
 def retryable(exc: GatewayError) -> bool:

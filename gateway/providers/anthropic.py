@@ -20,6 +20,7 @@ from gateway.providers.base import (
     dumps,
     iter_sse,
     relayed_headers,
+    upstream_address,
 )
 
 DEFAULT_VERSION = "2023-06-01"
@@ -58,6 +59,7 @@ class AnthropicProvider:
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
         self.config = config
+        self.address = upstream_address(config.base_url)
         self.http = AnthropicHTTP(config)
         self.url = config.base_url + "/messages"
         self._headers = {

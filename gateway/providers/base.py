@@ -58,6 +58,7 @@ class ChunkStream(Protocol):
 
 class Provider(Protocol):
     name: str
+    address: tuple[str, int | None]  # the upstream's host and port, for telemetry
 
     def supports(self, operation: Operation) -> bool: ...
 
@@ -127,6 +128,11 @@ class UpstreamHTTP:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+def upstream_address(base_url: str) -> tuple[str, int | None]:
+    url = httpx.URL(base_url)
+    return url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
 def upstream_failure(exc: httpx.HTTPError, url: str) -> GatewayError:

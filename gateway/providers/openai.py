@@ -22,6 +22,7 @@ from gateway.providers.base import (
     dumps,
     iter_sse,
     relayed_headers,
+    upstream_address,
 )
 
 PATHS: dict[Operation, str] = {
@@ -52,6 +53,7 @@ class OpenAIProvider:
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
         self.config = config
+        self.address = upstream_address(config.base_url)
         self.http = UpstreamHTTP(config)
         self._headers = {"content-type": "application/json", **USER_AGENT, **config.headers}
         if config.api_key is not None:

@@ -19,9 +19,8 @@ def request_row(ctx: RequestContext) -> Row:
     if upstream is not None and ctx.stream and ctx.first_chunk_at is not None:
         upstream += (end - ctx.first_chunk_at) * 1000  # the stream's body came from upstream too
     tokens = token_counts(ctx.usage)
-    trace_id = ctx.traceparent[3:35] if ctx.traceparent else None
     return (
-        ctx.request_id, trace_id, int(ctx.started_unix * 1_000_000), latency, ttfb, upstream,
+        ctx.request_id, ctx.trace_id, int(ctx.started_unix * 1_000_000), latency, ttfb, upstream,
         latency - upstream if upstream is not None else None,
         ctx.method, ctx.path, ctx.operation, ctx.stream, ctx.model, ctx.provider,
         ctx.upstream_model, ctx.response_model, ctx.response_id, ctx.status, ctx.error_type,

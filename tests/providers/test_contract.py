@@ -136,7 +136,10 @@ def test_credentials_and_ids_sent_upstream(
     assert seen.headers[header] == (f"Bearer {secret}" if header == "authorization" else secret)
     assert "client-key" not in str(seen.headers)
     assert seen.headers["x-request-id"] == "req-123"
-    assert seen.headers["traceparent"] == traceparent
+    # the upstream continues the client's trace under our CLIENT span
+    version, trace_id, parent, flags = seen.headers["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", traceparent[3:35], "01")
+    assert parent != traceparent[36:52] and len(parent) == 16
     assert upstream in (
         seen.body.get("model"),
         seen.path.split("/")[3] if "deployments" in seen.path else None,
