@@ -20,7 +20,7 @@ from gateway.policy.loader import LoadedPolicy, load_policy
 from gateway.reload import PolicyReloader
 from gateway.routes import ROUTES
 from gateway.runtime import Runtime
-from gateway.state import GatewayState, build_sinks
+from gateway.state import GatewayState, build_sinks, prometheus_registry
 
 POLICY_ENV = "GATEWAY_POLICY"
 ACCESS_LOG_ENV = "GATEWAY_ACCESS_LOG"
@@ -42,7 +42,7 @@ async def on_gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     ctx = getattr(request.state, "ctx", None)
     if ctx is not None and ctx.error_type is None:
-        ctx.error_type = exc.code or exc.type
+        ctx.error_type = exc.error_type
     return error_response(exc)
 
 
@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, GatewayState]]:
         loaded = settings.preloaded or load_policy(settings.policy_path)
         runtime = Runtime(loaded)
-        state = GatewayState(runtime, sinks=build_sinks(runtime, settings.access_log))
+        sinks = build_sinks(runtime, settings.access_log)
+        state = GatewayState(runtime, sinks=sinks, metrics=prometheus_registry(sinks))
         reloader = PolicyReloader(state, settings.policy_path)
         reloader.start(settings.watch_policy)
         app.state.reloader = reloader  # for tests and admin tooling

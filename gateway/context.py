@@ -24,6 +24,7 @@ class Attempt:
     started_unix: float = 0.0
     server_address: str | None = None
     server_port: int | None = None
+    system: str = ""  # gen_ai.provider.name
 
 
 @dataclass(slots=True)

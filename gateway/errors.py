@@ -37,6 +37,11 @@ class GatewayError(Exception):
     def to_body(self) -> bytes:
         return error_body(self.message, self.type, self.param, self.code)
 
+    @property
+    def error_type(self) -> str:
+        """What telemetry records as `error.type`."""
+        return self.code or self.type
+
 
 def error_body(message: str, type_: str, param: str | None, code: str | None) -> bytes:
     return orjson.dumps(
@@ -119,6 +124,10 @@ class UpstreamError(GatewayError):
 
     def to_body(self) -> bytes:
         return self.body
+
+    @property
+    def error_type(self) -> str:
+        return str(self.status)  # the upstream's HTTP status, as the conventions say
 
     @property
     def retryable(self) -> bool:

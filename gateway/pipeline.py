@@ -83,7 +83,7 @@ async def call_provider(
                 result = await target.provider.complete(request)
         except GatewayError as exc:
             ctx.attempts.append(
-                attempt(target, exc.status, started, exc.code, span_id, started_unix)
+                attempt(target, exc.status, started, exc.error_type, span_id, started_unix)
             )
             if not retryable(exc):
                 raise
@@ -107,7 +107,7 @@ def attempt(
     host, port = target.provider.address
     return Attempt(
         target.provider.name, target.upstream_model, status, elapsed, error, span_id, started_unix,
-        host, port,
+        host, port, target.provider.system,
     )  # fmt: skip
 
 

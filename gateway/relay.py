@@ -45,7 +45,7 @@ async def relay(ctx: RequestContext, stream: ChunkStream) -> AsyncIterator[bytes
         completed = True
         yield DONE
     except GatewayError as exc:
-        ctx.error_type = exc.code or exc.type
+        ctx.error_type = exc.error_type
         log.warning(
             "upstream stream failed: %s",
             exc.message,

@@ -12,6 +12,8 @@ from gateway.context import RequestContext
 from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from gateway.providers.base import Operation, UpstreamRequest
 
+SPAN_PARAMS = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k",
+               "frequency_penalty", "presence_penalty", "seed", "n", "stop")  # fmt: skip
 REQUIRED: dict[Operation, tuple[str, ...]] = {
     "chat": ("model", "messages"),
     "completions": ("model", "prompt"),
@@ -109,6 +111,7 @@ async def read_request(
     call = parse_body(await read_body(request, limit), operation)
     ctx.model, ctx.stream = call.model, call.stream
     ctx.client_wants_usage = call.wants_usage
+    ctx.params = {k: call.body[k] for k in SPAN_PARAMS if call.body.get(k) is not None}
     user = call.body.get("user")
     ctx.end_user = user if isinstance(user, str) else None
     return call

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import pipeline
-from gateway.errors import ServiceUnavailable
+from gateway.errors import NotFound, ServiceUnavailable
 from gateway.state import GatewayState
 
 JSON = "application/json"
@@ -52,6 +53,13 @@ async def readyz(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type=JSON)
 
 
+async def metrics(request: Request) -> Response:
+    state: GatewayState = request.state.gateway
+    if state.metrics is None:
+        raise NotFound("Metrics are not enabled.")
+    return Response(generate_latest(state.metrics), media_type=CONTENT_TYPE_LATEST)
+
+
 ROUTES = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/v1/completions", completions, methods=["POST"]),
@@ -60,4 +68,5 @@ ROUTES = [
     Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
 ]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry
+
 from gateway.cache import Cache, NoCache
 from gateway.context import RequestContext
 from gateway.runtime import Runtime
 from gateway.tasks import TaskOwner
 from gateway.telemetry import AccessLogSink, TelemetrySink
 from gateway.telemetry.duckdb_sink import DuckDBSink
+from gateway.telemetry.otel import OTelSink
 
 
 @dataclass
@@ -19,6 +22,7 @@ class GatewayState:
     sinks: list[TelemetrySink] = field(default_factory=list)
     tasks: TaskOwner = field(default_factory=TaskOwner)
     ready: bool = False
+    metrics: CollectorRegistry | None = None  # what /metrics serves
 
     def finish(self, ctx: RequestContext) -> None:
         """A request's response has been delivered (or abandoned): tell every sink."""
@@ -30,6 +34,11 @@ def build_sinks(runtime: Runtime, access_log: bool) -> list[TelemetrySink]:
     """Telemetry sinks come from the policy at startup (a reload does not move them)."""
     config = runtime.policy.telemetry
     sinks: list[TelemetrySink] = [AccessLogSink()] if access_log else []
+    sinks.append(OTelSink())
     if config.duckdb:
         sinks.append(DuckDBSink(config.duckdb, config.flush_interval_s, config.retention_days))
     return sinks
+
+
+def prometheus_registry(sinks: list[TelemetrySink]) -> CollectorRegistry | None:
+    return next((s.registry for s in sinks if isinstance(s, OTelSink)), None)

@@ -56,6 +56,8 @@ class AnthropicStream:
 
 
 class AnthropicProvider:
+    system = "anthropic"
+
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
         self.config = config

@@ -59,6 +59,7 @@ class ChunkStream(Protocol):
 class Provider(Protocol):
     name: str
     address: tuple[str, int | None]  # the upstream's host and port, for telemetry
+    system: str  # its `gen_ai.provider.name`
 
     def supports(self, operation: Operation) -> bool: ...
 

@@ -50,6 +50,8 @@ class OpenAIStream:
 
 
 class OpenAIProvider:
+    system = "openai"
+
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
         self.config = config
@@ -93,6 +95,8 @@ class AzureProvider(OpenAIProvider):
     With `api_version` set: `{base_url}/openai/deployments/{deployment}/...?api-version=`;
     without it, the v1 API at `{base_url}` (which takes the model in the body).
     """
+
+    system = "azure.ai.openai"
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"api-key": key}

@@ -1,0 +1,263 @@
+"""OpenTelemetry: spans and metrics per the GenAI semantic conventions, exported over OTLP
+(configured by the standard OTEL_* variables) and scraped at `/metrics`.
+
+Spans are built when a request has finished (streams: when the stream has ended), from
+the ids and times the request recorded along the way: the SERVER span continues the
+client's `traceparent`, and each upstream attempt is a CLIENT span whose id the upstream
+already received in its own `traceparent`. Export runs on the SDK's background threads
+with bounded queues, so a slow or dead collector never touches a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
+from opentelemetry.trace.status import Status, StatusCode
+from prometheus_client import CollectorRegistry
+
+from gateway import __version__
+from gateway.context import Attempt, RequestContext
+from gateway.telemetry.usage import token_counts
+
+log = logging.getLogger("gateway.telemetry")
+SCOPE = InstrumentationScope("llm-gateway", __version__)
+OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                 16777216, 67108864)  # fmt: skip
+SECONDS_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                   40.96, 81.92)  # fmt: skip
+PARAM_ATTRIBUTES = {
+    "max_tokens": "gen_ai.request.max_tokens", "max_completion_tokens": "gen_ai.request.max_tokens",
+    "temperature": "gen_ai.request.temperature", "top_p": "gen_ai.request.top_p",
+    "top_k": "gen_ai.request.top_k", "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "presence_penalty": "gen_ai.request.presence_penalty", "seed": "gen_ai.request.seed",
+    "n": "gen_ai.request.choice.count",
+}  # fmt: skip
+
+
+def ns(unix_seconds: float) -> int:
+    return int(unix_seconds * 1_000_000_000)
+
+
+def otlp_configured() -> bool:
+    names = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")  # fmt: skip
+    return os.environ.get("OTEL_SDK_DISABLED", "").lower() != "true" and any(
+        os.environ.get(n) for n in names
+    )
+
+
+def otlp_exporters() -> tuple[SpanExporter, Any]:
+    """The OTLP exporters OTEL_EXPORTER_OTLP_PROTOCOL asks for (default http/protobuf)."""
+    protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
+            OTLPMetricExporter,
+        )
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+            OTLPSpanExporter,
+        )
+    return OTLPSpanExporter(), OTLPMetricExporter()
+
+
+class OTelSink:
+    """A `TelemetrySink`: one SERVER span, CLIENT spans per attempt, GenAI metrics."""
+
+    def __init__(self, span_exporter: SpanExporter | None = None,
+                 metric_readers: tuple[MetricReader, ...] = ()) -> None:  # fmt: skip
+        self.resource = Resource.create(
+            {"service.name": "llm-gateway", "service.version": __version__}
+        )
+        self.registry = CollectorRegistry()
+        readers: list[MetricReader] = [
+            PrometheusMetricReader(registry=self.registry),
+            *metric_readers,
+        ]
+        self.spans: BatchSpanProcessor | None = None
+        if span_exporter is None and otlp_configured():
+            span_exporter, metric_exporter = otlp_exporters()
+            readers.append(PeriodicExportingMetricReader(metric_exporter))
+        if span_exporter is not None:
+            self.spans = BatchSpanProcessor(span_exporter, max_queue_size=8192)
+        self.meters = MeterProvider(resource=self.resource, metric_readers=readers, views=VIEWS)
+        meter = self.meters.get_meter("llm-gateway", __version__)
+        self.token_usage = meter.create_histogram(
+            "gen_ai.client.token.usage", "{token}", "Number of input and output tokens used"
+        )
+        self.duration = meter.create_histogram(
+            "gen_ai.client.operation.duration", "s", "GenAI operation duration"
+        )
+        self.ttfc = meter.create_histogram(
+            "gen_ai.client.operation.time_to_first_chunk",
+            "s",
+            "Time to the first chunk of a streamed response",
+        )
+        self.requests = meter.create_counter("gateway.requests", "{request}", "Requests by status")
+        self.cache = meter.create_counter(
+            "gateway.cache.lookups", "{lookup}", "Cache lookups by result"
+        )
+        self.guardrails = meter.create_counter(
+            "gateway.guardrail.actions", "{action}", "Guardrail verdicts by action"
+        )
+        self.cost = meter.create_counter("gateway.cost", "USD", "Cost of requests in US dollars")
+
+    def record(self, ctx: RequestContext) -> None:
+        try:
+            self._record(ctx)
+        except Exception:  # telemetry never raises into a request
+            log.exception("could not record OpenTelemetry data")
+
+    def _record(self, ctx: RequestContext) -> None:
+        end = ctx.started_unix + ctx.latency_s
+        common = self._genai_attributes(ctx)
+        if self.spans is not None:
+            self.spans.on_end(self._server_span(ctx, end))
+            for i, attempt in enumerate(ctx.attempts):
+                last = i == len(ctx.attempts) - 1
+                self.spans.on_end(self._client_span(ctx, attempt, common, end if last else None))
+        labels = {"http.response.status_code": ctx.status, "gen_ai.request.model": ctx.model or "",
+                  "gen_ai.provider.name": common.get("gen_ai.provider.name", ""),
+                  "gateway.key_id": ctx.key_id or ""}  # fmt: skip
+        self.requests.add(1, labels)
+        if ctx.operation is None:
+            return  # not an API call: no GenAI metrics
+        self.cache.add(
+            1, {"gateway.cache.status": "bypass", "gen_ai.request.model": ctx.model or ""}
+        )
+        metric_labels = {k: v for k, v in common.items() if k in METRIC_LABELS}
+        if ctx.error_type:
+            metric_labels["error.type"] = ctx.error_type
+        self.duration.record(ctx.latency_s, metric_labels)
+        if ctx.stream and ctx.first_chunk_at is not None and ctx.attempts:
+            self.ttfc.record(ctx.first_chunk_at - ctx.started, metric_labels)
+        tokens = token_counts(ctx.usage)
+        for kind in ("input", "output"):
+            if tokens[kind] is not None:
+                self.token_usage.record(
+                    tokens[kind] or 0, {**metric_labels, "gen_ai.token.type": kind}
+                )
+
+    def _genai_attributes(self, ctx: RequestContext) -> dict[str, Any]:
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": OPERATIONS.get(ctx.operation or "", "chat")
+        }
+        if ctx.attempts:
+            attrs["gen_ai.provider.name"] = ctx.attempts[-1].system
+        if ctx.upstream_model or ctx.model:
+            attrs["gen_ai.request.model"] = ctx.upstream_model or ctx.model
+        if ctx.response_model:
+            attrs["gen_ai.response.model"] = ctx.response_model
+        return attrs
+
+    def _server_span(self, ctx: RequestContext, end: float) -> ReadableSpan:
+        attrs: dict[str, Any] = {
+            "http.request.method": ctx.method, "url.path": ctx.path,
+            "http.response.status_code": ctx.status, "gateway.request_id": ctx.request_id,
+        }  # fmt: skip
+        if ctx.model:
+            attrs["gateway.model"] = ctx.model
+        if ctx.key_id:
+            attrs["gateway.key_id"] = ctx.key_id
+        if ctx.error_type:
+            attrs["error.type"] = ctx.error_type
+        parent = None
+        if ctx.parent_span_id:
+            parent = self._context(ctx, ctx.parent_span_id, remote=True)
+        status = Status(StatusCode.ERROR) if ctx.status >= 500 else Status(StatusCode.UNSET)
+        return ReadableSpan(
+            f"{ctx.method} {ctx.path}", self._context(ctx, ctx.span_id), parent, self.resource,
+            attrs, kind=SpanKind.SERVER, status=status, start_time=ns(ctx.started_unix),
+            end_time=ns(end), instrumentation_scope=SCOPE,
+        )  # fmt: skip
+
+    def _client_span(self, ctx: RequestContext, attempt: Attempt, common: dict[str, Any],
+                     stream_end: float | None) -> ReadableSpan:  # fmt: skip
+        attrs = dict(common)
+        attrs["gen_ai.provider.name"] = attempt.system
+        attrs["gen_ai.request.model"] = attempt.upstream_model
+        for key, value in ctx.params.items():
+            if key in PARAM_ATTRIBUTES and isinstance(value, int | float):
+                attrs[PARAM_ATTRIBUTES[key]] = value
+        if isinstance(ctx.params.get("stop"), str | list):
+            stop = ctx.params["stop"]
+            attrs["gen_ai.request.stop_sequences"] = (
+                [stop] if isinstance(stop, str) else [str(s) for s in stop]
+            )
+        attrs["gen_ai.request.stream"] = ctx.stream
+        if attempt.server_address:
+            attrs["server.address"] = attempt.server_address
+        if attempt.server_port:
+            attrs["server.port"] = attempt.server_port
+        end = attempt.started_unix + attempt.latency_s
+        status = Status(StatusCode.UNSET)
+        if attempt.error is not None:
+            attrs["error.type"] = attempt.error
+            status = Status(StatusCode.ERROR)
+        elif stream_end is not None:  # the attempt that served the response
+            self._response_attributes(ctx, attrs)
+            if ctx.stream:
+                end = stream_end  # a streaming span ends when its stream ends
+                if ctx.first_chunk_at is not None:
+                    attrs["gen_ai.response.time_to_first_chunk"] = ctx.first_chunk_at - ctx.started
+            if ctx.error_type:
+                attrs["error.type"] = ctx.error_type
+                status = Status(StatusCode.ERROR)
+        name = f"{attrs['gen_ai.operation.name']} {attempt.upstream_model}"
+        return ReadableSpan(
+            name, self._context(ctx, attempt.span_id), self._context(ctx, ctx.span_id),
+            self.resource, attrs, kind=SpanKind.CLIENT, status=status,
+            start_time=ns(attempt.started_unix), end_time=ns(end), instrumentation_scope=SCOPE,
+        )  # fmt: skip
+
+    @staticmethod
+    def _response_attributes(ctx: RequestContext, attrs: dict[str, Any]) -> None:
+        if ctx.response_id:
+            attrs["gen_ai.response.id"] = ctx.response_id
+        if ctx.finish_reasons:
+            attrs["gen_ai.response.finish_reasons"] = list(ctx.finish_reasons)
+        for kind, value in token_counts(ctx.usage).items():
+            if value is not None:
+                attrs[USAGE_ATTRIBUTES[kind]] = value
+
+    def _context(self, ctx: RequestContext, span_id: str, remote: bool = False) -> SpanContext:
+        state = TraceState.from_header([ctx.tracestate]) if ctx.tracestate else None
+        return SpanContext(int(ctx.trace_id, 16), int(span_id, 16), remote,
+                           TraceFlags(int(ctx.trace_flags, 16)), state)  # fmt: skip
+
+    async def aclose(self) -> None:
+        """Flush spans and metrics (on a thread: a slow collector must not stall the loop)."""
+        if self.spans is not None:
+            await asyncio.to_thread(self.spans.shutdown)
+        await asyncio.to_thread(self.meters.shutdown, timeout_millis=5_000)
+
+
+USAGE_ATTRIBUTES = {
+    "input": "gen_ai.usage.input_tokens",
+    "output": "gen_ai.usage.output_tokens",
+    "cached_input": "gen_ai.usage.cache_read.input_tokens",
+    "reasoning": "gen_ai.usage.reasoning.output_tokens",
+}
+METRIC_LABELS = {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+                 "gen_ai.response.model"}  # fmt: skip
+VIEWS = [
+    View(instrument_type=Histogram, instrument_name="gen_ai.client.token.usage",
+         aggregation=ExplicitBucketHistogramAggregation(TOKEN_BUCKETS)),
+    View(instrument_type=Histogram, instrument_name="gen_ai.client.operation.*",
+         aggregation=ExplicitBucketHistogramAggregation(SECONDS_BUCKETS)),
+    View(instrument_type=Counter, instrument_name="gateway.*"),
+]  # fmt: skip
