@@ -32,6 +32,7 @@ class Behavior:
         default_factory=lambda: {"prompt_tokens": 9, "completion_tokens": 8}
     )
     tool_call: dict[str, Any] | None = None  # {"name":..., "arguments": {...}}
+    no_usage: bool = False  # an upstream that reports no token usage at all
 
 
 @dataclass
@@ -267,7 +268,7 @@ def openai_completion(model: str, b: Behavior) -> dict[str, Any]:
             ],
         }
         finish = "tool_calls"
-    return {
+    doc = {
         "id": "chatcmpl-mock",
         "object": "chat.completion",
         "created": CREATED,
@@ -276,6 +277,9 @@ def openai_completion(model: str, b: Behavior) -> dict[str, Any]:
         "usage": openai_usage(b),
         "system_fingerprint": "fp_mock",
     }
+    if b.no_usage:
+        del doc["usage"]
+    return doc
 
 
 def _sse(doc: Any, event: str | None = None) -> bytes:
@@ -298,7 +302,7 @@ def openai_chunks(model: str, b: Behavior, include_usage: bool) -> list[bytes]:
     out = [_sse(chunk({"role": "assistant", "content": ""}))]
     out += [_sse(chunk({"content": w if i == 0 else " " + w})) for i, w in enumerate(words)]
     out.append(_sse(chunk({}, "stop")))
-    if include_usage:
+    if include_usage and not b.no_usage:
         last = chunk({})
         last["choices"] = []
         last["usage"] = openai_usage(b)

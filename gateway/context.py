@@ -6,7 +6,10 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.telemetry.cost import Cost, TokenUse
 
 
 def new_span_id() -> str:
@@ -60,6 +63,12 @@ class RequestContext:
     runtime_release: Callable[[], None] | None = None
 
     params: dict[str, Any] = field(default_factory=dict)  # request parameters, for spans
+    request_body: dict[str, Any] | None = None  # kept for token estimates, never logged
+    response_body: bytes | None = None
+    stream_chunks: list[bytes] = field(default_factory=list)
+    tokens: TokenUse | None = None
+    tokens_estimated: bool = False
+    cost: Cost | None = None
 
     def upstream_headers(self, span_id: str) -> dict[str, str]:
         """Headers an upstream attempt carries: our request id, and the trace context with

@@ -22,6 +22,7 @@ DONE = b"data: [DONE]\n\n"
 
 def json_response(ctx: RequestContext, completion: Completion) -> Response:
     ctx.first_chunk_at = time.perf_counter()
+    ctx.response_body = completion.body
     observe_completion(ctx, completion.body)
     return Response(completion.body, media_type="application/json", headers=completion.headers)
 
@@ -39,6 +40,7 @@ async def relay(ctx: RequestContext, stream: ChunkStream) -> AsyncIterator[bytes
         async for payload in stream:
             if ctx.first_chunk_at is None:
                 ctx.first_chunk_at = time.perf_counter()
+            ctx.stream_chunks.append(payload)
             forwarded = observe_chunk(ctx, payload)
             if forwarded is not None:
                 yield b"data: " + forwarded + b"\n\n"

@@ -111,6 +111,7 @@ async def read_request(
     call = parse_body(await read_body(request, limit), operation)
     ctx.model, ctx.stream = call.model, call.stream
     ctx.client_wants_usage = call.wants_usage
+    ctx.request_body = call.body
     ctx.params = {k: call.body[k] for k in SPAN_PARAMS if call.body.get(k) is not None}
     user = call.body.get("user")
     ctx.end_user = user if isinstance(user, str) else None

@@ -11,6 +11,8 @@ from gateway.context import RequestContext
 from gateway.runtime import Runtime
 from gateway.tasks import TaskOwner
 from gateway.telemetry import AccessLogSink, TelemetrySink
+from gateway.telemetry.accounting import settle
+from gateway.telemetry.cost import Pricing
 from gateway.telemetry.duckdb_sink import DuckDBSink
 from gateway.telemetry.otel import OTelSink
 
@@ -23,9 +25,13 @@ class GatewayState:
     tasks: TaskOwner = field(default_factory=TaskOwner)
     ready: bool = False
     metrics: CollectorRegistry | None = None  # what /metrics serves
+    pricing: Pricing = field(default_factory=Pricing)
 
     def finish(self, ctx: RequestContext) -> None:
-        """A request's response has been delivered (or abandoned): tell every sink."""
+        """A request's response has been delivered (or abandoned): settle its tokens and
+        cost, then tell every sink."""
+        model = self.runtime.policy.models.get(ctx.model or "")
+        settle(ctx, self.pricing, model.price if model is not None else None)
         for sink in self.sinks:
             sink.record(ctx)
 

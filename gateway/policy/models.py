@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import date
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -45,11 +46,22 @@ class ProviderConfig(Strict):
         return value.rstrip("/")
 
 
+class PriceConfig(Strict):
+    """USD per million tokens. Unset cache and reasoning rates bill at the plain rates."""
+
+    input_per_mtok: Decimal = Field(ge=0)
+    output_per_mtok: Decimal = Field(ge=0)
+    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
+    cache_write_per_mtok: Decimal | None = Field(default=None, ge=0)
+    reasoning_per_mtok: Decimal | None = Field(default=None, ge=0)
+
+
 class ModelConfig(Strict):
     provider: str
     upstream_model: str
     fallbacks: tuple[str, ...] = ()
     owned_by: str | None = None
+    price: PriceConfig | None = None
 
 
 class ApiKey(Strict):

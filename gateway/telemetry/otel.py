@@ -29,7 +29,6 @@ from prometheus_client import CollectorRegistry
 
 from gateway import __version__
 from gateway.context import Attempt, RequestContext
-from gateway.telemetry.usage import token_counts
 
 log = logging.getLogger("gateway.telemetry")
 SCOPE = InstrumentationScope("llm-gateway", __version__)
@@ -145,12 +144,13 @@ class OTelSink:
         self.duration.record(ctx.latency_s, metric_labels)
         if ctx.stream and ctx.first_chunk_at is not None and ctx.attempts:
             self.ttfc.record(ctx.first_chunk_at - ctx.started, metric_labels)
-        tokens = token_counts(ctx.usage)
-        for kind in ("input", "output"):
-            if tokens[kind] is not None:
-                self.token_usage.record(
-                    tokens[kind] or 0, {**metric_labels, "gen_ai.token.type": kind}
-                )
+        if ctx.tokens is not None:
+            for kind, value in (("input", ctx.tokens.input), ("output", ctx.tokens.output)):
+                self.token_usage.record(value, {**metric_labels, "gen_ai.token.type": kind})
+        if ctx.cost is not None:
+            self.cost.add(
+                float(ctx.cost.total), {**metric_labels, "gateway.key_id": ctx.key_id or ""}
+            )
 
     def _genai_attributes(self, ctx: RequestContext) -> dict[str, Any]:
         attrs: dict[str, Any] = {
@@ -230,9 +230,14 @@ class OTelSink:
             attrs["gen_ai.response.id"] = ctx.response_id
         if ctx.finish_reasons:
             attrs["gen_ai.response.finish_reasons"] = list(ctx.finish_reasons)
-        for kind, value in token_counts(ctx.usage).items():
-            if value is not None:
-                attrs[USAGE_ATTRIBUTES[kind]] = value
+        if ctx.tokens is not None:
+            attrs["gen_ai.usage.input_tokens"] = ctx.tokens.input
+            attrs["gen_ai.usage.output_tokens"] = ctx.tokens.output
+            attrs["gen_ai.usage.cache_read.input_tokens"] = ctx.tokens.cached_input
+            attrs["gen_ai.usage.reasoning.output_tokens"] = ctx.tokens.reasoning
+            attrs["gateway.usage.estimated"] = ctx.tokens_estimated
+        if ctx.cost is not None:
+            attrs["gen_ai.usage.cost"] = float(ctx.cost.total)
 
     def _context(self, ctx: RequestContext, span_id: str, remote: bool = False) -> SpanContext:
         state = TraceState.from_header([ctx.tracestate]) if ctx.tracestate else None
@@ -246,12 +251,6 @@ class OTelSink:
         await asyncio.to_thread(self.meters.shutdown, timeout_millis=5_000)
 
 
-USAGE_ATTRIBUTES = {
-    "input": "gen_ai.usage.input_tokens",
-    "output": "gen_ai.usage.output_tokens",
-    "cached_input": "gen_ai.usage.cache_read.input_tokens",
-    "reasoning": "gen_ai.usage.reasoning.output_tokens",
-}
 METRIC_LABELS = {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
                  "gen_ai.response.model"}  # fmt: skip
 VIEWS = [

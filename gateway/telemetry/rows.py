@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.context import RequestContext
-from gateway.telemetry.usage import token_counts
 
 Row = tuple[Any, ...]
 
@@ -18,15 +17,21 @@ def request_row(ctx: RequestContext) -> Row:
     upstream = sum(a.latency_s for a in ctx.attempts) * 1000 if ctx.attempts else None
     if upstream is not None and ctx.stream and ctx.first_chunk_at is not None:
         upstream += (end - ctx.first_chunk_at) * 1000  # the stream's body came from upstream too
-    tokens = token_counts(ctx.usage)
+    tokens = ctx.tokens
+    cost = ctx.cost
     return (
         ctx.request_id, ctx.trace_id, int(ctx.started_unix * 1_000_000), latency, ttfb, upstream,
         latency - upstream if upstream is not None else None,
         ctx.method, ctx.path, ctx.operation, ctx.stream, ctx.model, ctx.provider,
         ctx.upstream_model, ctx.response_model, ctx.response_id, ctx.status, ctx.error_type,
-        ",".join(ctx.finish_reasons) or None, tokens["input"], tokens["output"],
-        tokens["cached_input"], tokens["reasoning"], ctx.key_id, ctx.end_user,
-        ctx.client_disconnected, len(ctx.attempts),
+        ",".join(ctx.finish_reasons) or None,
+        tokens.input if tokens else None, tokens.output if tokens else None,
+        tokens.cached_input if tokens else None, tokens.reasoning if tokens else None,
+        ctx.key_id, ctx.end_user, ctx.client_disconnected, len(ctx.attempts),
+        ctx.span_id, tokens.cache_write if tokens else None, ctx.tokens_estimated,
+        str(cost.total) if cost else None, str(cost.input) if cost else None,
+        str(cost.output) if cost else None, cost.source if cost else None,
+        "bypass" if ctx.operation else None, None, None, None,
     )  # fmt: skip
 
 

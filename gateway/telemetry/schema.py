@@ -32,7 +32,20 @@ REQUEST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("end_user", "VARCHAR"),
     ("client_disconnected", "BOOLEAN"),
     ("attempts", "TINYINT"),
+    # v2
+    ("span_id", "VARCHAR"),
+    ("cache_write_tokens", "INTEGER"),
+    ("tokens_estimated", "BOOLEAN"),
+    ("cost_usd", "DECIMAL(18, 10)"),
+    ("cost_input_usd", "DECIMAL(18, 10)"),
+    ("cost_output_usd", "DECIMAL(18, 10)"),
+    ("price_source", "VARCHAR"),
+    ("cache_status", "VARCHAR"),
+    ("guardrails", "VARCHAR"),
+    ("prompt_name", "VARCHAR"),
+    ("prompt_version", "VARCHAR"),
 )
+V1_COLUMNS = 27
 ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("request_id", "VARCHAR NOT NULL"),
     ("attempt", "TINYINT"),
@@ -50,7 +63,8 @@ def _create(name: str, columns: tuple[tuple[str, str], ...]) -> str:
 
 # Each entry upgrades the file from the version before it; append, never edit.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (_create("requests", REQUEST_COLUMNS), _create("attempts", ATTEMPT_COLUMNS)),
+    (_create("requests", REQUEST_COLUMNS[:V1_COLUMNS]), _create("attempts", ATTEMPT_COLUMNS)),
+    tuple(f"ALTER TABLE requests ADD COLUMN {c} {t}" for c, t in REQUEST_COLUMNS[V1_COLUMNS:]),
 )
 VERSION = len(MIGRATIONS)
 

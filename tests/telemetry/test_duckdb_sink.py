@@ -17,6 +17,7 @@ from gateway.app import Settings
 from gateway.context import Attempt, RequestContext
 from gateway.telemetry.duckdb_sink import DuckDBSink
 from gateway.telemetry.schema import VERSION, migrate
+from gateway.telemetry.tokens import encoding
 from tests.conftest import GatewayServer, PolicyWriter
 
 CHAT = {"model": "gpt", "messages": [{"role": "user", "content": "Hi"}]}
@@ -275,3 +276,52 @@ def test_stats_and_logs_commands(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert orjson.loads(orjson.dumps(rows(db, "SELECT count(*) FROM requests"))) == [[5]]
+
+
+def test_tokens_and_cost_same_for_stream_and_non_stream(
+    write_policy: PolicyWriter, mock: MockUpstream, tmp_path: Path
+) -> None:
+    db = tmp_path / "requests.duckdb"
+    models = {"priced": ("mock", "gpt-4o-mini"), "silent": ("mock", "up-silent")}
+    path = write_policy(models, extra=f"telemetry:\n  duckdb: {db}\n  flush_interval_s: 0.2\n")
+    mock.behave("gpt-4o-mini", Behavior(usage={"prompt_tokens": 1000, "completion_tokens": 100}))
+    mock.behave("up-silent", Behavior(no_usage=True))
+    with (
+        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as gw,
+        httpx.Client(base_url=gw.base_url) as c,
+    ):
+        c.post(
+            "/v1/chat/completions",
+            json={**CHAT, "model": "priced"},
+            headers={"x-request-id": "p-whole"},
+        )
+        c.post(
+            "/v1/chat/completions",
+            json={**CHAT, "model": "priced", "stream": True},
+            headers={"x-request-id": "p-stream"},
+        )
+        c.post(
+            "/v1/chat/completions",
+            json={**CHAT, "model": "silent"},
+            headers={"x-request-id": "s-whole"},
+        )
+        c.post(
+            "/v1/chat/completions",
+            json={**CHAT, "model": "silent", "stream": True},
+            headers={"x-request-id": "s-stream"},
+        )
+    found = {
+        r[0]: r[1:]
+        for r in rows(
+            db,
+            "SELECT request_id, input_tokens, output_tokens, tokens_estimated, cost_usd::VARCHAR, price_source, span_id FROM requests",
+        )
+    }
+    # 1000 * $0.15 + 100 * $0.60 per million tokens (genai-prices, gpt-4o-mini)
+    assert found["p-whole"][:5] == (1000, 100, False, "0.0002100000", "genai-prices")
+    assert found["p-stream"][:5] == found["p-whole"][:5]
+    assert found["s-whole"][2] is True and found["s-whole"][:2] == found["s-stream"][:2]
+    expected = len(encoding("o200k_base").encode("Hello! How can I help you today?"))
+    assert found["s-whole"][:2] == (1, expected)  # "Hi" and the answer, in o200k_base
+    assert found["s-whole"][3] is None  # no price known for this model: no cost, not a guess
+    assert len(str(found["p-whole"][5])) == 16

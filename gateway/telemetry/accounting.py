@@ -1,0 +1,53 @@
+"""Settling a finished request's tokens and cost, once, before the sinks see it:
+provider-reported usage first, else a tiktoken count marked as estimated."""
+
+from __future__ import annotations
+
+import logging
+
+from gateway.context import RequestContext
+from gateway.policy.models import PriceConfig
+from gateway.telemetry import tokens
+from gateway.telemetry.cost import Pricing, TokenUse
+from gateway.telemetry.usage import token_counts
+
+log = logging.getLogger("gateway.telemetry")
+
+
+def settle(ctx: RequestContext, pricing: Pricing, price: PriceConfig | None) -> None:
+    ctx.tokens = reported(ctx) or estimated(ctx)
+    if ctx.tokens is not None and ctx.attempts and ctx.upstream_model:
+        ctx.cost = pricing.cost(ctx.attempts[-1].system, ctx.upstream_model, ctx.tokens, price)
+    ctx.request_body = ctx.response_body = None  # done with them
+    ctx.stream_chunks = []
+
+
+def reported(ctx: RequestContext) -> TokenUse | None:
+    counts = token_counts(ctx.usage)
+    if counts["input"] is None and counts["output"] is None:
+        return None
+    return TokenUse(
+        counts["input"] or 0, counts["output"] or 0, counts["cached_input"] or 0, 0,
+        counts["reasoning"] or 0,
+    )  # fmt: skip
+
+
+def estimated(ctx: RequestContext) -> TokenUse | None:
+    """Counted with tiktoken when a response was delivered without usage."""
+    if ctx.status != 200 or ctx.request_body is None or not ctx.upstream_model:
+        return None
+    if ctx.response_body is None and not ctx.stream_chunks:
+        return None
+    model = ctx.upstream_model
+    try:
+        prompt = tokens.count(model, tokens.prompt_text(ctx.request_body))
+        if ctx.response_body is not None:
+            output_text = tokens.completion_text(ctx.response_body)
+        else:
+            output_text = tokens.streamed_text(ctx.stream_chunks)
+        output = tokens.count(model, output_text) if ctx.operation != "embeddings" else 0
+    except Exception:  # telemetry never raises into a request
+        log.exception("token estimate failed")
+        return None
+    ctx.tokens_estimated = True
+    return TokenUse(prompt, output)

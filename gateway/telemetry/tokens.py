@@ -1,0 +1,90 @@
+"""Counting tokens when the upstream reports none, with the BPE files shipped in
+`gateway/data/tiktoken` (verified by tiktoken against their sha256; never downloaded)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import orjson
+import tiktoken
+
+SHIPPED = ("o200k_base", "cl100k_base")
+_lock = threading.Lock()
+
+
+@cache
+def encoding(name: str) -> tiktoken.Encoding:
+    """Load a shipped encoding through tiktoken's own cache lookup, pointed at the package."""
+    if name not in SHIPPED:
+        raise KeyError(f"encoding {name!r} is not shipped with the gateway")
+    folder = str(resources.files("gateway.data.tiktoken"))
+    with _lock:  # TIKTOKEN_CACHE_DIR is process-wide: set it only for this call
+        previous = os.environ.get("TIKTOKEN_CACHE_DIR")
+        os.environ["TIKTOKEN_CACHE_DIR"] = folder
+        try:
+            return tiktoken.get_encoding(name)
+        finally:
+            if previous is None:
+                del os.environ["TIKTOKEN_CACHE_DIR"]
+            else:
+                os.environ["TIKTOKEN_CACHE_DIR"] = previous
+
+
+def encoding_for(model: str) -> tiktoken.Encoding:
+    try:
+        name = tiktoken.encoding_name_for_model(model)
+    except KeyError:
+        name = "o200k_base"  # other vendors' models: the closest modern encoding
+    return encoding(name if name in SHIPPED else "o200k_base")
+
+
+def count(model: str, text: str) -> int:
+    return len(encoding_for(model).encode(text, disallowed_special=()))
+
+
+def prompt_text(body: dict[str, Any]) -> str:
+    """The text a request sends: message contents (text parts), prompt or input."""
+    parts: list[str] = []
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+    for key in ("prompt", "input"):
+        value = body.get(key)
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list):
+            parts.extend(v for v in value if isinstance(v, str))
+    return "\n".join(parts)
+
+
+def completion_text(body: bytes) -> str:
+    """The text of a whole JSON response."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    out: list[str] = []
+    for choice in doc.get("choices") or () if isinstance(doc, dict) else ():
+        message = choice.get("message") or {}
+        out.append(str(message.get("content") or choice.get("text") or ""))
+    return "".join(out)
+
+
+def streamed_text(chunks: list[bytes]) -> str:
+    out: list[str] = []
+    for chunk in chunks:
+        try:
+            doc = orjson.loads(chunk)
+        except orjson.JSONDecodeError:
+            continue
+        for choice in doc.get("choices") or () if isinstance(doc, dict) else ():
+            delta = choice.get("delta") or {}
+            out.append(str(delta.get("content") or choice.get("text") or ""))
+    return "".join(out)
