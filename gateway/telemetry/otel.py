@@ -113,7 +113,7 @@ class OTelSink:
         self.guardrails = meter.create_counter(
             "gateway.guardrail.actions", "{action}", "Guardrail verdicts by action"
         )
-        self.cost = meter.create_counter("gateway.cost", "USD", "Cost of requests in US dollars")
+        self.cost = meter.create_counter("gateway.cost", "{USD}", "Cost of requests in US dollars")
 
     def record(self, ctx: RequestContext) -> None:
         try:
@@ -148,9 +148,12 @@ class OTelSink:
             for kind, value in (("input", ctx.tokens.input), ("output", ctx.tokens.output)):
                 self.token_usage.record(value, {**metric_labels, "gen_ai.token.type": kind})
         if ctx.cost is not None:
-            self.cost.add(
-                float(ctx.cost.total), {**metric_labels, "gateway.key_id": ctx.key_id or ""}
-            )
+            labels = {
+                **metric_labels,
+                "gateway.key_id": ctx.key_id or "",
+                "gateway.prompt_version": "",
+            }
+            self.cost.add(float(ctx.cost.total), labels)
 
     def _genai_attributes(self, ctx: RequestContext) -> dict[str, Any]:
         attrs: dict[str, Any] = {
