@@ -69,6 +69,8 @@ class RequestContext:
     tokens: TokenUse | None = None
     tokens_estimated: bool = False
     cost: Cost | None = None
+    captured_input: str | None = None  # only when the policy opts in to content capture
+    captured_output: str | None = None
 
     def upstream_headers(self, span_id: str) -> dict[str, str]:
         """Headers an upstream attempt carries: our request id, and the trace context with

@@ -30,8 +30,10 @@ class GatewayState:
     def finish(self, ctx: RequestContext) -> None:
         """A request's response has been delivered (or abandoned): settle its tokens and
         cost, then tell every sink."""
-        model = self.runtime.policy.models.get(ctx.model or "")
-        settle(ctx, self.pricing, model.price if model is not None else None)
+        policy = self.runtime.policy
+        model = policy.models.get(ctx.model or "")
+        price = model.price if model is not None else None
+        settle(ctx, self.pricing, price, policy.telemetry.capture_content)
         for sink in self.sinks:
             sink.record(ctx)
 
@@ -40,9 +42,10 @@ def build_sinks(runtime: Runtime, access_log: bool) -> list[TelemetrySink]:
     """Telemetry sinks come from the policy at startup (a reload does not move them)."""
     config = runtime.policy.telemetry
     sinks: list[TelemetrySink] = [AccessLogSink()] if access_log else []
-    sinks.append(OTelSink())
+    if config.otel:
+        sinks.append(OTelSink())
     if config.duckdb:
-        sinks.append(DuckDBSink(config.duckdb, config.flush_interval_s, config.retention_days))
+        sinks.append(DuckDBSink(config.duckdb, config))
     return sinks
 
 

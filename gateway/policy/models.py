@@ -82,6 +82,10 @@ class TelemetryConfig(Strict):
     duckdb: str | None = None  # path of the request log; none: no request log
     flush_interval_s: float = Field(default=1.0, gt=0, le=60)
     retention_days: int | None = Field(default=None, ge=1)
+    max_size_mb: int | None = Field(default=None, ge=1)  # oldest rows go first past this
+    otel: bool = True  # spans over OTLP (when OTEL_* says where) and /metrics
+    capture_content: bool = False  # prompts and answers, in their own table and spans
+    content_retention_days: int = Field(default=7, ge=1)
 
 
 class Policy(Strict):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import orjson
+
 from gateway.context import RequestContext
 from gateway.policy.models import PriceConfig
 from gateway.telemetry import tokens
@@ -14,7 +16,11 @@ from gateway.telemetry.usage import token_counts
 log = logging.getLogger("gateway.telemetry")
 
 
-def settle(ctx: RequestContext, pricing: Pricing, price: PriceConfig | None) -> None:
+def settle(
+    ctx: RequestContext, pricing: Pricing, price: PriceConfig | None, capture: bool = False
+) -> None:
+    if capture:
+        capture_content(ctx)
     ctx.tokens = reported(ctx) or estimated(ctx)
     if ctx.tokens is not None and ctx.attempts and ctx.upstream_model:
         ctx.cost = pricing.cost(ctx.attempts[-1].system, ctx.upstream_model, ctx.tokens, price)
@@ -51,3 +57,16 @@ def estimated(ctx: RequestContext) -> TokenUse | None:
         return None
     ctx.tokens_estimated = True
     return TokenUse(prompt, output)
+
+
+def capture_content(ctx: RequestContext) -> None:
+    """The request's messages (or prompt/input) as JSON, and the answer's text."""
+    body = ctx.request_body
+    if body is None:
+        return
+    sent = {k: body[k] for k in ("messages", "prompt", "input") if k in body}
+    ctx.captured_input = orjson.dumps(sent).decode()
+    if ctx.response_body is not None:
+        ctx.captured_output = tokens.completion_text(ctx.response_body)
+    elif ctx.stream_chunks:
+        ctx.captured_output = tokens.streamed_text(ctx.stream_chunks)

@@ -23,27 +23,26 @@ import numpy as np
 import orjson
 
 from gateway.context import RequestContext
-from gateway.telemetry.rows import Row, attempt_rows, request_row
-from gateway.telemetry.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, migrate
+from gateway.policy.models import TelemetryConfig
+from gateway.telemetry.rows import Row, attempt_rows, content_rows, request_row
+from gateway.telemetry.schema import ATTEMPT_COLUMNS, CONTENT_COLUMNS, REQUEST_COLUMNS, migrate
 
 log = logging.getLogger("gateway.telemetry")
-Item = tuple[Row, list[Row]]
+Item = tuple[Row, list[Row], list[Row]]  # a request, its attempts, its captured content
 LOCK_RETRY_S = 0.05
+RETENTION_EVERY_S = 60.0
 
 
 class DuckDBSink:
     def __init__(
-        self,
-        path: str | Path,
-        flush_interval_s: float = 1.0,
-        retention_days: int | None = None,
-        lock_wait_s: float = 5.0,
+        self, path: str | Path, config: TelemetryConfig | None = None, lock_wait_s: float = 5.0
     ) -> None:
         self.path = Path(path)
+        self.config = config or TelemetryConfig()
         self.lock_wait_s = lock_wait_s
         self.spool = self.path.with_name(self.path.name + ".spool")
-        self.flush_interval_s = flush_interval_s
-        self.retention_days = retention_days
+        self.flush_interval_s = self.config.flush_interval_s
+        self._retained_at = 0.0
         self.written = 0
         self.spooled = 0
         self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
@@ -52,7 +51,7 @@ class DuckDBSink:
 
     def record(self, ctx: RequestContext) -> None:
         try:
-            self._queue.put((request_row(ctx), attempt_rows(ctx)))
+            self._queue.put((request_row(ctx), attempt_rows(ctx), content_rows(ctx)))
         except Exception:  # telemetry never raises into a request
             log.exception("could not queue a request-log row")
 
@@ -99,6 +98,7 @@ class DuckDBSink:
     def _write(self, items: list[Item]) -> None:
         requests = [item[0] for item in items]
         attempts = [row for item in items for row in item[1]]
+        contents = [row for item in items for row in item[2]]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = connect(self.path, wait_s=self.lock_wait_s)
         try:
@@ -106,12 +106,11 @@ class DuckDBSink:
             con.execute("BEGIN")
             insert(con, "requests", REQUEST_COLUMNS, requests)
             insert(con, "attempts", ATTEMPT_COLUMNS, attempts)
-            if self.retention_days is not None:
-                con.execute(
-                    "DELETE FROM requests WHERE started_at < now()::TIMESTAMP - to_days(?)",
-                    [self.retention_days],
-                )
+            insert(con, "contents", CONTENT_COLUMNS, contents)
             con.execute("COMMIT")
+            if time.monotonic() - self._retained_at > RETENTION_EVERY_S:
+                self._retained_at = time.monotonic()
+                apply_retention(con, self.config, self.path)
         finally:
             con.close()
         self.written += len(requests)
@@ -122,8 +121,10 @@ class DuckDBSink:
         items: list[Item] = []
         for line in self.spool.read_bytes().splitlines():
             if line:
-                row, attempts = orjson.loads(line)
-                items.append((tuple(row), [tuple(a) for a in attempts]))
+                row, attempts, contents = orjson.loads(line)
+                items.append(
+                    (tuple(row), [tuple(a) for a in attempts], [tuple(c) for c in contents])
+                )
         return items
 
     def _append_spool(self, batch: list[Item]) -> None:
@@ -133,6 +134,29 @@ class DuckDBSink:
             self.spooled += len(batch)
         except OSError:
             log.exception("request log and its spool both failed: %d rows lost", len(batch))
+
+
+def apply_retention(con: duckdb.DuckDBPyConnection, config: TelemetryConfig, path: Path) -> None:
+    """Drop rows past `retention_days`, contents past `content_retention_days`, and the
+    oldest tenth of requests while the file is over `max_size_mb` (DuckDB reuses the
+    space freed)."""
+    con.execute(
+        "DELETE FROM contents WHERE started_at < now()::TIMESTAMP - to_days(?)",
+        [config.content_retention_days],
+    )
+    if config.retention_days is not None:
+        drop_before(con, "now()::TIMESTAMP - to_days(?)", [config.retention_days])
+    if config.max_size_mb is not None and path.stat().st_size > config.max_size_mb * 1024 * 1024:
+        drop_before(con, "(SELECT quantile_disc(started_at, 0.1) FROM requests)", [])
+
+
+def drop_before(con: duckdb.DuckDBPyConnection, cutoff: str, params: list[Any]) -> None:
+    old = f"SELECT request_id FROM requests WHERE started_at < {cutoff}"
+    con.execute("BEGIN")
+    con.execute(f"DELETE FROM attempts WHERE request_id IN ({old})", params)
+    con.execute(f"DELETE FROM contents WHERE request_id IN ({old})", params)
+    con.execute(f"DELETE FROM requests WHERE started_at < {cutoff}", params)
+    con.execute("COMMIT")
 
 
 def connect(path: Path, read_only: bool = False, wait_s: float = 5.0) -> duckdb.DuckDBPyConnection:

@@ -15,6 +15,7 @@ import logging
 import os
 from typing import Any
 
+import orjson
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -241,6 +242,13 @@ class OTelSink:
             attrs["gateway.usage.estimated"] = ctx.tokens_estimated
         if ctx.cost is not None:
             attrs["gen_ai.usage.cost"] = float(ctx.cost.total)
+        if ctx.captured_input is not None:  # the policy opted in to content capture
+            attrs["gen_ai.input.messages"] = semconv_messages(ctx.captured_input)
+        if ctx.captured_output is not None:
+            output = [
+                {"role": "assistant", "parts": [{"type": "text", "content": ctx.captured_output}]}
+            ]
+            attrs["gen_ai.output.messages"] = orjson.dumps(output).decode()
 
     def _context(self, ctx: RequestContext, span_id: str, remote: bool = False) -> SpanContext:
         state = TraceState.from_header([ctx.tracestate]) if ctx.tracestate else None
@@ -252,6 +260,29 @@ class OTelSink:
         if self.spans is not None:
             await asyncio.to_thread(self.spans.shutdown)
         await asyncio.to_thread(self.meters.shutdown, timeout_millis=5_000)
+
+
+def semconv_messages(captured: str) -> str:
+    """OpenAI-style messages as the conventions' `gen_ai.input.messages` JSON."""
+    sent = orjson.loads(captured)
+    messages = []
+    for message in sent.get("messages") or ():
+        content = message.get("content")
+        if isinstance(content, str):
+            parts = [{"type": "text", "content": content}]
+        else:
+            parts = [
+                {"type": "text", "content": p.get("text", "")}
+                for p in content or ()
+                if p.get("type") == "text"
+            ]
+        messages.append({"role": message.get("role"), "parts": parts})
+    for key in ("prompt", "input"):
+        if key in sent:
+            messages.append(
+                {"role": "user", "parts": [{"type": "text", "content": str(sent[key])}]}
+            )
+    return orjson.dumps(messages).decode()
 
 
 METRIC_LABELS = {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",

@@ -40,3 +40,10 @@ def attempt_rows(ctx: RequestContext) -> list[Row]:
         (ctx.request_id, i, a.provider, a.upstream_model, a.status, a.latency_s * 1000, a.error)
         for i, a in enumerate(ctx.attempts, 1)
     ]
+
+
+def content_rows(ctx: RequestContext) -> list[Row]:
+    if ctx.captured_input is None and ctx.captured_output is None:
+        return []
+    started = int(ctx.started_unix * 1_000_000)
+    return [(ctx.request_id, started, ctx.captured_input, ctx.captured_output)]

@@ -57,6 +57,14 @@ ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+CONTENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("request_id", "VARCHAR NOT NULL"),
+    ("started_at", "TIMESTAMP NOT NULL"),
+    ("input", "VARCHAR"),  # the request's messages (or prompt/input) as JSON
+    ("output", "VARCHAR"),  # the answer's text
+)
+
+
 def _create(name: str, columns: tuple[tuple[str, str], ...]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} (" + ", ".join(f"{c} {t}" for c, t in columns) + ")"
 
@@ -65,6 +73,7 @@ def _create(name: str, columns: tuple[tuple[str, str], ...]) -> str:
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (_create("requests", REQUEST_COLUMNS[:V1_COLUMNS]), _create("attempts", ATTEMPT_COLUMNS)),
     tuple(f"ALTER TABLE requests ADD COLUMN {c} {t}" for c, t in REQUEST_COLUMNS[V1_COLUMNS:]),
+    (_create("contents", CONTENT_COLUMNS),),
 )
 VERSION = len(MIGRATIONS)
 

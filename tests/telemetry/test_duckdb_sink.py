@@ -15,6 +15,7 @@ import pytest
 from benchmarks.mock_upstream import Behavior, MockUpstream
 from gateway.app import Settings
 from gateway.context import Attempt, RequestContext
+from gateway.policy.models import TelemetryConfig
 from gateway.telemetry.duckdb_sink import DuckDBSink
 from gateway.telemetry.schema import VERSION, migrate
 from gateway.telemetry.tokens import encoding
@@ -162,7 +163,7 @@ def test_locked_file_spools_and_replays(tmp_path: Path) -> None:
     )
     try:
         assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
-        sink = DuckDBSink(db, flush_interval_s=0.1, lock_wait_s=0.2)
+        sink = DuckDBSink(db, TelemetryConfig(flush_interval_s=0.1), lock_wait_s=0.2)
         for i in range(3):
             sink.record(ctx(f"spooled-{i}"))
         deadline = time.monotonic() + 5
@@ -184,7 +185,7 @@ def test_locked_file_spools_and_replays(tmp_path: Path) -> None:
 
 
 async def test_aclose_flushes_everything_queued(tmp_path: Path) -> None:
-    sink = DuckDBSink(tmp_path / "r.duckdb", flush_interval_s=30)
+    sink = DuckDBSink(tmp_path / "r.duckdb", TelemetryConfig(flush_interval_s=30))
     for i in range(1000):
         sink.record(ctx(f"r{i}"))
     await sink.aclose()
@@ -238,7 +239,7 @@ def test_sigterm_with_streams_in_flight_keeps_every_row(
 
 def test_stats_and_logs_commands(tmp_path: Path) -> None:
     db = tmp_path / "r.duckdb"
-    sink = DuckDBSink(db, flush_interval_s=30)
+    sink = DuckDBSink(db, TelemetryConfig(flush_interval_s=30))
     for i in range(5):
         sink.record(ctx(f"r{i}"))
     asyncio.run(sink.aclose())
@@ -325,3 +326,75 @@ def test_tokens_and_cost_same_for_stream_and_non_stream(
     assert found["s-whole"][:2] == (1, expected)  # "Hi" and the answer, in o200k_base
     assert found["s-whole"][3] is None  # no price known for this model: no cost, not a guess
     assert len(str(found["p-whole"][5])) == 16
+
+
+def test_content_is_captured_only_when_the_policy_opts_in(
+    write_policy: PolicyWriter, mock: MockUpstream, tmp_path: Path
+) -> None:
+    for opt_in in (False, True):
+        db = tmp_path / f"capture-{opt_in}.duckdb"
+        extra = f"telemetry:\n  duckdb: {db}\n  flush_interval_s: 0.2\n  capture_content: {str(opt_in).lower()}\n"
+        with (
+            GatewayServer(
+                Settings(policy_path=str(write_policy(extra=extra)), watch_policy=False)
+            ) as gw,
+            httpx.Client(base_url=gw.base_url) as c,
+        ):
+            c.post(
+                "/v1/chat/completions",
+                json={**CHAT, "messages": [{"role": "user", "content": "secret plans"}]},
+            )
+            c.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        captured = rows(db, "SELECT input, output FROM contents ORDER BY started_at")
+        if not opt_in:
+            assert captured == []
+            assert "secret plans" not in db.read_bytes().decode("latin-1")
+        else:
+            assert [orjson.loads(str(i))["messages"][0]["content"] for i, _ in captured] == [
+                "secret plans",
+                "Hi",
+            ]
+            assert [o for _, o in captured] == ["Hello! How can I help you today?"] * 2
+
+
+def test_retention_by_age_and_by_size(tmp_path: Path) -> None:
+    from gateway.telemetry.duckdb_sink import apply_retention
+
+    db = tmp_path / "r.duckdb"
+    sink = DuckDBSink(db, TelemetryConfig(flush_interval_s=30))
+    for i in range(100):
+        c = ctx(f"r{i}")
+        c.started_unix -= (100 - i) * 86400  # one a day, the oldest 100 days ago
+        sink.record(c)
+    asyncio.run(sink.aclose())
+    con = duckdb.connect(str(db))
+    apply_retention(con, TelemetryConfig(retention_days=31), db)  # keeps the 30 days ago 1..30
+    assert con.execute("SELECT count(*), count(DISTINCT request_id) FROM requests").fetchone() == (
+        30,
+        30,
+    )
+    assert con.execute("SELECT count(*) FROM attempts").fetchone() == (30,)
+    apply_retention(con, TelemetryConfig(max_size_mb=1), db)  # smaller than any DuckDB file
+    assert con.execute("SELECT count(*) FROM requests").fetchone() == (
+        28,
+    )  # below the 10% quantile
+    assert con.execute("SELECT min(request_id) FROM requests").fetchone() == ("r72",)
+    con.close()
+
+
+def test_hard_kill_loses_at_most_the_last_flush_interval(
+    write_policy: PolicyWriter, mock: MockUpstream, tmp_path: Path
+) -> None:
+    import signal
+
+    from tests.test_cli import serving
+
+    db = tmp_path / "requests.duckdb"
+    path = write_policy(extra=f"telemetry:\n  duckdb: {db}\n  flush_interval_s: 0.3\n")
+    with serving("--policy", str(path)) as (proc, base):
+        for _ in range(5):
+            httpx.post(base + "/v1/chat/completions", json=CHAT)
+        time.sleep(1.0)  # more than one flush interval
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert rows(db, "SELECT count(*) FROM requests WHERE path = '/v1/chat/completions'") == [(5,)]
