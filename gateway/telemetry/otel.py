@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
+import threading
 from typing import Any
 
 import orjson
@@ -115,12 +117,21 @@ class OTelSink:
             "gateway.guardrail.actions", "{action}", "Guardrail verdicts by action"
         )
         self.cost = meter.create_counter("gateway.cost", "{USD}", "Cost of requests in US dollars")
+        self._queue: queue.SimpleQueue[RequestContext | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="otel-recorder", daemon=True)
+        self._thread.start()
 
     def record(self, ctx: RequestContext) -> None:
-        try:
-            self._record(ctx)
-        except Exception:  # telemetry never raises into a request
-            log.exception("could not record OpenTelemetry data")
+        """Hand the finished request to the recorder thread (~1 us here; building spans
+        and recording metrics costs ~100 us, which the event loop never pays)."""
+        self._queue.put(ctx)
+
+    def _run(self) -> None:
+        while (ctx := self._queue.get()) is not None:
+            try:
+                self._record(ctx)
+            except Exception:  # telemetry never raises, nor stops recording
+                log.exception("could not record OpenTelemetry data")
 
     def _record(self, ctx: RequestContext) -> None:
         end = ctx.started_unix + ctx.latency_s
@@ -257,6 +268,8 @@ class OTelSink:
 
     async def aclose(self) -> None:
         """Flush spans and metrics (on a thread: a slow collector must not stall the loop)."""
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
         if self.spans is not None:
             await asyncio.to_thread(self.spans.shutdown)
         await asyncio.to_thread(self.meters.shutdown, timeout_millis=5_000)

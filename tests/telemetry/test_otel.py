@@ -170,7 +170,10 @@ def test_prometheus_scrape(
     gateway: GatewayServer, client: httpx.Client, mock: MockUpstream
 ) -> None:
     client.post("/v1/chat/completions", json=CHAT)
-    text = client.get("/metrics").text
+    deadline = time.monotonic() + 5  # recorded off the event loop, just after the response
+    while "gen_ai_client_token_usage" not in (text := client.get("/metrics").text):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     assert "gen_ai_client_token_usage" in text
     assert 'gen_ai_token_type="input"' in text
     assert "gen_ai_client_operation_duration_seconds_bucket" in text

@@ -1,0 +1,160 @@
+"""What telemetry costs, in one run:
+
+1. per-request overhead: a gateway with full telemetry (DuckDB request log, OTLP spans and
+   metrics to a live receiver, access log) against one with all of it off, same mock,
+   requests interleaved;
+2. the DuckDB writer's sustained rows/s;
+3. `gateway stats` and `gateway logs` queries over a 10M-row request log, and its bytes/row.
+
+    python -m benchmarks.telemetry [--smoke] [--rows 10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.mock_upstream import DEFAULT_MODEL, free_port
+from benchmarks.proxy_overhead import POLICY, answers, process, sequential
+from gateway.context import Attempt, RequestContext
+from gateway.policy.models import TelemetryConfig
+from gateway.stats import LOGS_SQL, STATS_SQL
+from gateway.telemetry.duckdb_sink import DuckDBSink, connect
+from gateway.telemetry.schema import REQUEST_COLUMNS, migrate
+
+
+def overhead(n: int, tmp: Path) -> float:
+    from tests.telemetry.otlp_receiver import HttpReceiver
+
+    mock_port, off_port, on_port = free_port(), free_port(), free_port()
+    base = POLICY.format(port=mock_port, model=DEFAULT_MODEL)
+    (tmp / "off.yaml").write_text(base + "telemetry:\n  otel: false\n")
+    (tmp / "on.yaml").write_text(base + f"telemetry:\n  duckdb: {tmp / 'requests.duckdb'}\n")
+    with HttpReceiver() as receiver:
+        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+        mock = [sys.executable, "-m", "benchmarks.mock_upstream", "--port", str(mock_port)]
+        off = [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--no-access-log",
+            "--policy",
+            str(tmp / "off.yaml"),
+            "--port",
+            str(off_port),
+        ]
+        on = [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--policy",
+            str(tmp / "on.yaml"),
+            "--port",
+            str(on_port),
+        ]
+        with (
+            process(mock, lambda: answers(mock_port)),
+            process(off, lambda: answers(off_port)),
+            process(on, lambda: answers(on_port), env=env),
+        ):
+            seq = sequential({"off": off_port, "on": on_port}, n, stream=False)
+        spans = len(receiver.received.spans)
+    added = (statistics.median(seq["on"]) - statistics.median(seq["off"])) * 1000
+    print(f"telemetry off: median {statistics.median(seq['off']) * 1000:.3f} ms")
+    print(
+        f"telemetry on:  median {statistics.median(seq['on']) * 1000:.3f} ms  ({spans} spans received)"
+    )
+    print(f"telemetry adds {added:.3f} ms median per request            target <= 0.1 ms")
+    return added
+
+
+def context(i: int) -> RequestContext:
+    ctx = RequestContext(f"req-{i:08d}", "POST", "/v1/chat/completions", operation="chat",
+                         model="gpt-4o-mini", provider="openai", upstream_model="gpt-4o-mini", status=200)  # fmt: skip
+    ctx.attempts.append(Attempt("openai", "gpt-4o-mini", 200, 0.2, span_id="00f067aa0ba902b7"))
+    ctx.finished_at = ctx.started + 0.25
+    return ctx
+
+
+def writer(rows: int, tmp: Path) -> float:
+    contexts = [context(i) for i in range(rows)]
+    sink = DuckDBSink(tmp / "writer.duckdb", TelemetryConfig(flush_interval_s=60))
+    started = time.perf_counter()
+    for ctx in contexts:
+        sink.record(ctx)
+    queued = time.perf_counter() - started
+    started = time.perf_counter()
+    asyncio.run(sink.aclose())  # one flush of everything queued
+    elapsed = time.perf_counter() - started
+    rate = rows / elapsed
+    print(f"writer: {rows} rows in {elapsed:.2f} s = {rate:,.0f} rows/s "
+          f"(record() on the request path: {queued / rows * 1e6:.2f} us/row)   target >= 100,000 rows/s")  # fmt: skip
+    return rate
+
+
+def queries(rows: int, tmp: Path) -> float:
+    path = tmp / "big.duckdb"
+    con = connect(path)
+    migrate(con)
+    columns = ", ".join(name for name, _ in REQUEST_COLUMNS)
+    con.execute(f"""
+        INSERT INTO requests ({columns}) SELECT
+          'req-' || i, md5(i::VARCHAR), now()::TIMESTAMP - to_seconds(i % 86400), 200 + random() * 800,
+          50 + random() * 100, 180 + random() * 700, random() * 2, 'POST', '/v1/chat/completions', 'chat',
+          i % 3 = 0, ['gpt-4o-mini', 'gpt-4o', 'claude-haiku', 'llama3.2'][1 + i % 4], ['openai', 'anthropic'][1 + i % 2],
+          'gpt-4o-mini', 'gpt-4o-mini-2024-07-18', 'chatcmpl-' || i, CASE WHEN i % 50 = 0 THEN 500 ELSE 200 END,
+          CASE WHEN i % 50 = 0 THEN '500' END, 'stop', 100 + i % 900, 20 + i % 300, 0, 0,
+          ['team-a', 'team-b', NULL][1 + i % 3], NULL, false, 1, substr(md5(i::VARCHAR), 1, 16), 0, false,
+          (100 + i % 900) * 0.00000015, (100 + i % 900) * 0.00000015, 0, 'genai-prices', 'bypass', NULL, NULL, NULL
+        FROM range({rows}) t(i)
+    """)  # fmt: skip
+    con.execute("CHECKPOINT")
+    con.close()
+    size = path.stat().st_size
+    con = connect(path, read_only=True)
+    timings = {}
+    for name, sql, params in (
+        ("stats --by model", STATS_SQL.format(group="model", label="model"), [86400]),
+        ("stats --by key", STATS_SQL.format(group="key_id", label="key"), [86400]),
+        ("logs --model gpt-4o", LOGS_SQL, [86400, "gpt-4o", "gpt-4o", None, None, 20]),
+    ):
+        started = time.perf_counter()
+        con.execute(sql, params).fetchall()
+        timings[name] = time.perf_counter() - started
+    con.close()
+    for name, seconds in timings.items():
+        print(f"{name} over {rows:,} rows: {seconds:.3f} s                  target < 1 s")
+    print(
+        f"request log size: {size / rows:.0f} bytes/row ({size / 1e6:.0f} MB for {rows:,} rows)   target <= 200"
+    )
+    return max(timings.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--writer-rows", type=int, default=300_000)
+    args = parser.parse_args()
+    n, rows, writer_rows = (
+        (100, 100_000, 20_000) if args.smoke else (args.requests, args.rows, args.writer_rows)
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        overhead(n, Path(tmp))
+        writer(writer_rows, Path(tmp))
+        queries(rows, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
