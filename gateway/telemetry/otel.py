@@ -35,6 +35,7 @@ from gateway.context import Attempt, RequestContext
 
 log = logging.getLogger("gateway.telemetry")
 SCOPE = InstrumentationScope("llm-gateway", __version__)
+RECORDER_QUEUE = 10_000
 OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
                  16777216, 67108864)  # fmt: skip
@@ -94,9 +95,11 @@ class OTelSink:
         if span_exporter is None and otlp_configured():
             span_exporter, metric_exporter = otlp_exporters()
             readers.append(PeriodicExportingMetricReader(metric_exporter))
-        if span_exporter is not None:
-            self.spans = BatchSpanProcessor(span_exporter, max_queue_size=8192)
         self.meters = MeterProvider(resource=self.resource, metric_readers=readers, views=VIEWS)
+        if span_exporter is not None:  # its own drops: OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED
+            self.spans = BatchSpanProcessor(
+                span_exporter, max_queue_size=8192, meter_provider=self.meters
+            )
         meter = self.meters.get_meter("llm-gateway", __version__)
         self.token_usage = meter.create_histogram(
             "gen_ai.client.token.usage", "{token}", "Number of input and output tokens used"
@@ -117,14 +120,24 @@ class OTelSink:
             "gateway.guardrail.actions", "{action}", "Guardrail verdicts by action"
         )
         self.cost = meter.create_counter("gateway.cost", "{USD}", "Cost of requests in US dollars")
-        self._queue: queue.SimpleQueue[RequestContext | None] = queue.SimpleQueue()
+        self.drops = meter.create_counter(
+            "gateway.telemetry.dropped",
+            "{request}",
+            "Requests left out of OpenTelemetry because its queue was full",
+        )
+        self.dropped = 0
+        self._queue: queue.Queue[RequestContext | None] = queue.Queue(maxsize=RECORDER_QUEUE)
         self._thread = threading.Thread(target=self._run, name="otel-recorder", daemon=True)
         self._thread.start()
 
     def record(self, ctx: RequestContext) -> None:
         """Hand the finished request to the recorder thread (~1 us here; building spans
         and recording metrics costs ~100 us, which the event loop never pays)."""
-        self._queue.put(ctx)
+        try:
+            self._queue.put_nowait(ctx)
+        except queue.Full:  # the recorder is behind: drop and count, never wait
+            self.dropped += 1
+            self.drops.add(1)
 
     def _run(self) -> None:
         while (ctx := self._queue.get()) is not None:
@@ -268,7 +281,7 @@ class OTelSink:
 
     async def aclose(self) -> None:
         """Flush spans and metrics (on a thread: a slow collector must not stall the loop)."""
-        self._queue.put(None)
+        await asyncio.to_thread(self._queue.put, None)
         await asyncio.to_thread(self._thread.join)
         if self.spans is not None:
             await asyncio.to_thread(self.spans.shutdown)

@@ -178,3 +178,18 @@ def test_prometheus_scrape(
     assert 'gen_ai_token_type="input"' in text
     assert "gen_ai_client_operation_duration_seconds_bucket" in text
     assert "gateway_requests_total" in text
+
+
+async def test_a_full_recorder_queue_drops_and_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.telemetry.otel as otel
+    from gateway.context import RequestContext
+
+    monkeypatch.setattr(otel, "RECORDER_QUEUE", 2)
+    sink = otel.OTelSink()
+    monkeypatch.setattr(sink, "_record", lambda ctx: time.sleep(0.05))
+    started = time.perf_counter()
+    for i in range(50):
+        sink.record(RequestContext(f"r{i}", "POST", "/v1/chat/completions"))
+    assert time.perf_counter() - started < 0.05  # never waits for the recorder
+    assert sink.dropped >= 45
+    await sink.aclose()
