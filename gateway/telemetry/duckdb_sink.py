@@ -171,18 +171,33 @@ def connect(path: Path, read_only: bool = False, wait_s: float = 5.0) -> duckdb.
             time.sleep(LOCK_RETRY_S)
 
 
+NUMERIC = ("INTEGER", "SMALLINT", "TINYINT", "FLOAT")
+
+
 def insert(
     con: duckdb.DuckDBPyConnection,
     table: str,
     columns: tuple[tuple[str, str], ...],
     rows: list[Row],
 ) -> None:
-    """Columnar insert through DuckDB's numpy scan (millions of rows/s)."""
+    """Columnar insert through DuckDB's numpy scan. Numbers travel as float64 arrays (None
+    becomes NaN, then NULL again in SQL), flags as bool arrays, text as object arrays."""
     if not rows:
         return
-    names = [name for name, _ in columns]
     batch: dict[str, Any] = {}
-    for name, values in zip(names, zip(*rows, strict=True), strict=True):
-        batch[name] = np.array(values, dtype=np.int64 if name == "started_at" else object)
-    select = ", ".join("make_timestamp(started_at)" if n == "started_at" else n for n in names)
-    con.execute(f"INSERT INTO {table} SELECT {select} FROM batch")  # scans the local `batch`
+    select: list[str] = []
+    for (name, sql_type), values in zip(columns, zip(*rows, strict=True), strict=True):
+        kind = sql_type.split()[0]
+        if name == "started_at":
+            batch[name] = np.array(values, dtype=np.int64)
+            select.append("make_timestamp(started_at)")
+        elif kind in NUMERIC:
+            batch[name] = np.array(values, dtype=np.float64)
+            select.append(f"CASE WHEN isnan({name}) THEN NULL ELSE {name} END")
+        elif kind == "BOOLEAN" and None not in values:
+            batch[name] = np.array(values, dtype=np.bool_)
+            select.append(name)
+        else:
+            batch[name] = np.array(values, dtype=object)
+            select.append(name)
+    con.execute(f"INSERT INTO {table} SELECT {', '.join(select)} FROM batch")  # scans `batch`

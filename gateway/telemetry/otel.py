@@ -18,29 +18,22 @@ import threading
 from typing import Any
 
 import orjson
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.status import Status, StatusCode
-from prometheus_client import CollectorRegistry
 
 from gateway import __version__
 from gateway.context import Attempt, RequestContext
+from gateway.telemetry.metrics import OTelMetrics, PrometheusMetrics
 
 log = logging.getLogger("gateway.telemetry")
 SCOPE = InstrumentationScope("llm-gateway", __version__)
 RECORDER_QUEUE = 10_000
 OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
-TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
-                 16777216, 67108864)  # fmt: skip
-SECONDS_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
-                   40.96, 81.92)  # fmt: skip
 PARAM_ATTRIBUTES = {
     "max_tokens": "gen_ai.request.max_tokens", "max_completion_tokens": "gen_ai.request.max_tokens",
     "temperature": "gen_ai.request.temperature", "top_p": "gen_ai.request.top_p",
@@ -86,45 +79,22 @@ class OTelSink:
         self.resource = Resource.create(
             {"service.name": "llm-gateway", "service.version": __version__}
         )
-        self.registry = CollectorRegistry()
-        readers: list[MetricReader] = [
-            PrometheusMetricReader(registry=self.registry),
-            *metric_readers,
-        ]
-        self.spans: BatchSpanProcessor | None = None
+        self.prometheus = PrometheusMetrics()
+        self.registry = self.prometheus.registry
+        readers = list(metric_readers)
         if span_exporter is None and otlp_configured():
             span_exporter, metric_exporter = otlp_exporters()
             readers.append(PeriodicExportingMetricReader(metric_exporter))
-        self.meters = MeterProvider(resource=self.resource, metric_readers=readers, views=VIEWS)
+        self.otel_metrics = OTelMetrics(self.resource, readers) if readers else None
+        self.backends: list[PrometheusMetrics | OTelMetrics] = [self.prometheus]
+        if self.otel_metrics is not None:
+            self.backends.append(self.otel_metrics)
+        self.spans: BatchSpanProcessor | None = None
         if span_exporter is not None:  # its own drops: OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED
+            provider = self.otel_metrics.provider if self.otel_metrics else None
             self.spans = BatchSpanProcessor(
-                span_exporter, max_queue_size=8192, meter_provider=self.meters
+                span_exporter, max_queue_size=8192, meter_provider=provider
             )
-        meter = self.meters.get_meter("llm-gateway", __version__)
-        self.token_usage = meter.create_histogram(
-            "gen_ai.client.token.usage", "{token}", "Number of input and output tokens used"
-        )
-        self.duration = meter.create_histogram(
-            "gen_ai.client.operation.duration", "s", "GenAI operation duration"
-        )
-        self.ttfc = meter.create_histogram(
-            "gen_ai.client.operation.time_to_first_chunk",
-            "s",
-            "Time to the first chunk of a streamed response",
-        )
-        self.requests = meter.create_counter("gateway.requests", "{request}", "Requests by status")
-        self.cache = meter.create_counter(
-            "gateway.cache.lookups", "{lookup}", "Cache lookups by result"
-        )
-        self.guardrails = meter.create_counter(
-            "gateway.guardrail.actions", "{action}", "Guardrail verdicts by action"
-        )
-        self.cost = meter.create_counter("gateway.cost", "{USD}", "Cost of requests in US dollars")
-        self.drops = meter.create_counter(
-            "gateway.telemetry.dropped",
-            "{request}",
-            "Requests left out of OpenTelemetry because its queue was full",
-        )
         self.dropped = 0
         self._queue: queue.Queue[RequestContext | None] = queue.Queue(maxsize=RECORDER_QUEUE)
         self._thread = threading.Thread(target=self._run, name="otel-recorder", daemon=True)
@@ -132,12 +102,16 @@ class OTelSink:
 
     def record(self, ctx: RequestContext) -> None:
         """Hand the finished request to the recorder thread (~1 us here; building spans
-        and recording metrics costs ~100 us, which the event loop never pays)."""
+        and recording metrics costs far more, which the event loop never pays)."""
         try:
             self._queue.put_nowait(ctx)
         except queue.Full:  # the recorder is behind: drop and count, never wait
             self.dropped += 1
-            self.drops.add(1)
+            self._metric("gateway.telemetry.dropped", 1, {})
+
+    def _metric(self, name: str, value: float, labels: dict[str, Any]) -> None:
+        for backend in self.backends:
+            backend.record(name, value, labels)
 
     def _run(self) -> None:
         while (ctx := self._queue.get()) is not None:
@@ -157,28 +131,29 @@ class OTelSink:
         labels = {"http.response.status_code": ctx.status, "gen_ai.request.model": ctx.model or "",
                   "gen_ai.provider.name": common.get("gen_ai.provider.name", ""),
                   "gateway.key_id": ctx.key_id or ""}  # fmt: skip
-        self.requests.add(1, labels)
+        self._metric("gateway.requests", 1, labels)
         if ctx.operation is None:
             return  # not an API call: no GenAI metrics
-        self.cache.add(
-            1, {"gateway.cache.status": "bypass", "gen_ai.request.model": ctx.model or ""}
-        )
-        metric_labels = {k: v for k, v in common.items() if k in METRIC_LABELS}
+        cache = {"gateway.cache.status": "bypass", "gen_ai.request.model": ctx.model or ""}
+        self._metric("gateway.cache.lookups", 1, cache)
+        genai = {k: v for k, v in common.items() if k in METRIC_LABELS}
         if ctx.error_type:
-            metric_labels["error.type"] = ctx.error_type
-        self.duration.record(ctx.latency_s, metric_labels)
+            genai["error.type"] = ctx.error_type
+        self._metric("gen_ai.client.operation.duration", ctx.latency_s, genai)
         if ctx.stream and ctx.first_chunk_at is not None and ctx.attempts:
-            self.ttfc.record(ctx.first_chunk_at - ctx.started, metric_labels)
+            self._metric(
+                "gen_ai.client.operation.time_to_first_chunk",
+                ctx.first_chunk_at - ctx.started,
+                genai,
+            )
         if ctx.tokens is not None:
             for kind, value in (("input", ctx.tokens.input), ("output", ctx.tokens.output)):
-                self.token_usage.record(value, {**metric_labels, "gen_ai.token.type": kind})
+                self._metric(
+                    "gen_ai.client.token.usage", value, {**genai, "gen_ai.token.type": kind}
+                )
         if ctx.cost is not None:
-            labels = {
-                **metric_labels,
-                "gateway.key_id": ctx.key_id or "",
-                "gateway.prompt_version": "",
-            }
-            self.cost.add(float(ctx.cost.total), labels)
+            spent = {**genai, "gateway.key_id": ctx.key_id or "", "gateway.prompt_version": ""}
+            self._metric("gateway.cost", float(ctx.cost.total), spent)
 
     def _genai_attributes(self, ctx: RequestContext) -> dict[str, Any]:
         attrs: dict[str, Any] = {
@@ -285,7 +260,8 @@ class OTelSink:
         await asyncio.to_thread(self._thread.join)
         if self.spans is not None:
             await asyncio.to_thread(self.spans.shutdown)
-        await asyncio.to_thread(self.meters.shutdown, timeout_millis=5_000)
+        if self.otel_metrics is not None:
+            await asyncio.to_thread(self.otel_metrics.shutdown)
 
 
 def semconv_messages(captured: str) -> str:
@@ -313,10 +289,3 @@ def semconv_messages(captured: str) -> str:
 
 METRIC_LABELS = {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
                  "gen_ai.response.model"}  # fmt: skip
-VIEWS = [
-    View(instrument_type=Histogram, instrument_name="gen_ai.client.token.usage",
-         aggregation=ExplicitBucketHistogramAggregation(TOKEN_BUCKETS)),
-    View(instrument_type=Histogram, instrument_name="gen_ai.client.operation.*",
-         aggregation=ExplicitBucketHistogramAggregation(SECONDS_BUCKETS)),
-    View(instrument_type=Counter, instrument_name="gateway.*"),
-]  # fmt: skip

@@ -1,0 +1,132 @@
+"""The gateway's metrics, declared once and recorded into one or two backends:
+
+- Prometheus (`/metrics`), always: `prometheus_client` records a point in ~3 us;
+- the OpenTelemetry SDK, only when OTLP export is configured (~12 us a point).
+
+Names and units follow the GenAI semantic conventions; the Prometheus names are the ones
+OpenTelemetry's Prometheus exporter would give them, so dashboards work with either path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PromCounter
+from prometheus_client import Histogram as PromHistogram
+
+from gateway import __version__
+
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                 16777216, 67108864)  # fmt: skip
+SECONDS_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                   40.96, 81.92)  # fmt: skip
+GENAI = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+         "gen_ai.response.model", "error.type")  # fmt: skip
+
+REQUEST_LABELS = ("http.response.status_code", "gen_ai.request.model", "gen_ai.provider.name",
+                  "gateway.key_id")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    unit: str
+    description: str
+    labels: tuple[str, ...]
+    buckets: tuple[float, ...] | None = None  # None: a counter
+
+    @property
+    def prometheus_name(self) -> str:
+        base = self.name.replace(".", "_")
+        return base + "_seconds" if self.unit == "s" else base
+
+
+SPECS = {
+    spec.name: spec
+    for spec in (
+        Spec("gen_ai.client.token.usage", "{token}", "Number of input and output tokens used",
+             (*GENAI, "gen_ai.token.type"), TOKEN_BUCKETS),
+        Spec("gen_ai.client.operation.duration", "s", "GenAI operation duration", GENAI,
+             SECONDS_BUCKETS),
+        Spec("gen_ai.client.operation.time_to_first_chunk", "s",
+             "Time to the first chunk of a streamed response", GENAI, SECONDS_BUCKETS),
+        Spec("gateway.requests", "{request}", "Requests by status", REQUEST_LABELS),
+        Spec("gateway.cost", "{USD}", "Cost of requests in US dollars",
+             (*GENAI[:4], "gateway.key_id", "gateway.prompt_version")),
+        Spec("gateway.cache.lookups", "{lookup}", "Cache lookups by result",
+             ("gateway.cache.status", "gen_ai.request.model")),
+        Spec("gateway.guardrail.actions", "{action}", "Guardrail verdicts by action",
+             ("gateway.guardrail", "gateway.guardrail.action")),
+        Spec("gateway.telemetry.dropped", "{request}",
+             "Requests left out of OpenTelemetry because its queue was full", ()),
+    )
+}  # fmt: skip
+
+
+class PrometheusMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._instruments: dict[str, Any] = {}
+        for spec in SPECS.values():
+            labels = [label.replace(".", "_") for label in spec.labels]
+            if spec.buckets is None:
+                name = spec.prometheus_name
+                self._instruments[spec.name] = PromCounter(
+                    name, spec.description, labels, registry=self.registry
+                )
+            else:
+                self._instruments[spec.name] = PromHistogram(
+                    spec.prometheus_name,
+                    spec.description,
+                    labels,
+                    registry=self.registry,
+                    buckets=spec.buckets,
+                )
+
+    def record(self, name: str, value: float, labels: dict[str, Any]) -> None:
+        instrument = self._instruments[name]
+        values = [str(labels.get(label, "")) for label in SPECS[name].labels]
+        bound = instrument.labels(*values) if values else instrument
+        if SPECS[name].buckets is None:
+            bound.inc(value)
+        else:
+            bound.observe(value)
+
+
+class OTelMetrics:
+    """The same metrics through the OpenTelemetry SDK, for OTLP export."""
+
+    def __init__(self, resource: Resource, readers: list[MetricReader]) -> None:
+        views = [
+            View(
+                instrument_name=spec.name,
+                aggregation=ExplicitBucketHistogramAggregation(spec.buckets),
+            )
+            for spec in SPECS.values()
+            if spec.buckets is not None
+        ]
+        self.provider = MeterProvider(resource=resource, metric_readers=readers, views=views)
+        meter = self.provider.get_meter("llm-gateway", __version__)
+        self._instruments: dict[str, Any] = {
+            spec.name: meter.create_counter(spec.name, spec.unit, spec.description)
+            if spec.buckets is None
+            else meter.create_histogram(spec.name, spec.unit, spec.description)
+            for spec in SPECS.values()
+        }
+
+    def record(self, name: str, value: float, labels: dict[str, Any]) -> None:
+        instrument = self._instruments[name]
+        attributes = {k: v for k, v in labels.items() if v not in (None, "")}
+        if SPECS[name].buckets is None:
+            instrument.add(value, attributes)
+        else:
+            instrument.record(value, attributes)
+
+    def shutdown(self) -> None:
+        self.provider.shutdown(timeout_millis=5_000)
