@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +13,12 @@ if TYPE_CHECKING:
 
 
 def new_span_id() -> str:
-    return secrets.token_hex(8)
+    """Random, not secret (as OpenTelemetry's own id generator): no syscall per id."""
+    return f"{random.getrandbits(64) or 1:016x}"
+
+
+def new_trace_id() -> str:
+    return f"{random.getrandbits(128) or 1:032x}"
 
 
 @dataclass(slots=True)
@@ -35,7 +40,7 @@ class RequestContext:
     request_id: str
     method: str
     path: str
-    trace_id: str = field(default_factory=lambda: secrets.token_hex(16))
+    trace_id: str = field(default_factory=new_trace_id)
     parent_span_id: str | None = None  # the client's span, from its traceparent
     trace_flags: str = "01"
     tracestate: str | None = None

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.context import RequestContext
+from gateway.context import RequestContext, new_trace_id
 from gateway.errors import GatewayError
 from gateway.state import GatewayState
 
@@ -29,7 +28,7 @@ def request_context(scope: Scope) -> RequestContext:
         elif name == b"tracestate":
             tracestate = value.decode("latin-1")
     if request_id is None or not REQUEST_ID.match(request_id):
-        request_id = secrets.token_hex(16)
+        request_id = new_trace_id()
     ctx = RequestContext(request_id, scope["method"], scope["path"])
     if traceparent is not None and TRACEPARENT.match(traceparent):
         _, trace_id, parent, flags = traceparent.split("-")

@@ -20,7 +20,7 @@ from gateway.errors import (
 )
 from gateway.policy.models import ProviderConfig
 from gateway.providers.sse import SSEEvent, SSEParser
-from gateway.providers.transport import AIOHTTP_URL, AiohttpTransport
+from gateway.providers.transport import AIOHTTP_URL, BUFFERED, AiohttpTransport
 
 Operation = Literal["chat", "completions", "embeddings"]
 RELAYED_HEADERS = ("openai-processing-ms", "retry-after", "x-ratelimit-")
@@ -89,15 +89,16 @@ class UpstreamHTTP:
             config.timeout_s, connect=config.connect_timeout_s, pool=config.connect_timeout_s
         )
         self.timeout = timeout.as_dict()
-        self._urls: dict[str, tuple[httpx.URL, dict[str, Any]]] = {}
+        self._urls: dict[tuple[str, bool], tuple[httpx.URL, dict[str, Any]]] = {}
 
-    def _prepared(self, url: str) -> tuple[httpx.URL, dict[str, Any]]:
+    def _prepared(self, url: str, stream: bool) -> tuple[httpx.URL, dict[str, Any]]:
         """Parse each upstream URL once (httpx's and aiohttp's parsers both cost ~20 us)."""
-        prepared = self._urls.get(url)
+        prepared = self._urls.get((url, stream))
         if prepared is None:
             parsed = httpx.URL(url)
-            extensions = {"timeout": self.timeout, AIOHTTP_URL: yarl.URL(str(parsed), encoded=True)}
-            prepared = self._urls[url] = (parsed, extensions)
+            aiohttp_url = yarl.URL(str(parsed), encoded=True)
+            extensions = {"timeout": self.timeout, AIOHTTP_URL: aiohttp_url, BUFFERED: not stream}
+            prepared = self._urls[(url, stream)] = (parsed, extensions)
         return prepared
 
     async def send(
@@ -108,7 +109,7 @@ class UpstreamHTTP:
         Raises UpstreamError for 4xx/5xx (body normalised to OpenAI's error shape by
         `error_body`), UpstreamTimeout and UpstreamUnreachable for transport failures.
         """
-        parsed, extensions = self._prepared(url)
+        parsed, extensions = self._prepared(url, stream)
         request = httpx.Request(
             "POST", parsed, content=body, headers=headers, extensions=extensions
         )

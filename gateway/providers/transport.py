@@ -18,7 +18,17 @@ import aiohttp
 import httpx
 
 AIOHTTP_URL = "aiohttp_url"  # request extension: the URL already parsed by yarl
-DROPPED = {"content-encoding", "content-length", "transfer-encoding"}  # aiohttp decoded them
+BUFFERED = "buffered"  # request extension: read the whole body before returning
+# Only what a proxy reads or relays becomes an httpx header (building httpx.Headers costs
+# ~1 us a header, and real upstreams send 20+): type, rate limits, timing, retry hints.
+KEPT = (
+    b"content-type",
+    b"retry-after",
+    b"x-ratelimit-",
+    b"openai-",
+    b"anthropic-",
+    b"x-request-id",
+)
 
 
 class AiohttpStream(httpx.AsyncByteStream):
@@ -75,7 +85,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectTimeout(str(exc) or "timed out", request=request) from exc
         except aiohttp.ClientError as exc:
             raise httpx.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
-        headers = [(k, v) for k, v in response.raw_headers if k.lower().decode() not in DROPPED]
+        headers = [(k, v) for k, v in response.raw_headers if k.lower().startswith(KEPT)]
+        if request.extensions.get(BUFFERED):
+            try:
+                body = await response.read()
+            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+                raise httpx.ReadTimeout(str(exc) or "read timed out", request=request) from exc
+            except aiohttp.ClientError as exc:
+                raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
+            finally:
+                response.release()
+            return httpx.Response(response.status, headers=headers, content=body, request=request)
         return httpx.Response(
             response.status, headers=headers, stream=AiohttpStream(response), request=request
         )
