@@ -102,6 +102,7 @@ class DuckDBSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = connect(self.path, wait_s=self.lock_wait_s)
         try:
+            con.execute("SET wal_autocheckpoint = '256MB'")  # fewer, larger checkpoints
             migrate(con)
             con.execute("BEGIN")
             insert(con, "requests", REQUEST_COLUMNS, requests)

@@ -36,6 +36,10 @@ def request_row(ctx: RequestContext) -> Row:
 
 
 def attempt_rows(ctx: RequestContext) -> list[Row]:
+    """Rows for requests that took retries or fallbacks, or whose one attempt failed: a
+    single successful attempt is already the request row (provider, model, upstream_ms)."""
+    if len(ctx.attempts) == 1 and ctx.attempts[0].error is None:
+        return []
     return [
         (ctx.request_id, i, a.provider, a.upstream_model, a.status, a.latency_s * 1000, a.error)
         for i, a in enumerate(ctx.attempts, 1)

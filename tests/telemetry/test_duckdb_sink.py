@@ -365,6 +365,7 @@ def test_retention_by_age_and_by_size(tmp_path: Path) -> None:
     for i in range(100):
         c = ctx(f"r{i}")
         c.started_unix -= (100 - i) * 86400  # one a day, the oldest 100 days ago
+        c.attempts.insert(0, Attempt("p", "u", 503, 0.001, "503"))  # a fallback: 2 attempt rows
         sink.record(c)
     asyncio.run(sink.aclose())
     con = duckdb.connect(str(db))
@@ -373,7 +374,7 @@ def test_retention_by_age_and_by_size(tmp_path: Path) -> None:
         30,
         30,
     )
-    assert con.execute("SELECT count(*) FROM attempts").fetchone() == (30,)
+    assert con.execute("SELECT count(*) FROM attempts").fetchone() == (60,)
     apply_retention(con, TelemetryConfig(max_size_mb=1), db)  # smaller than any DuckDB file
     assert con.execute("SELECT count(*) FROM requests").fetchone() == (
         28,
