@@ -22,6 +22,7 @@ class Cache(Protocol):
 
 class NoCache:
     async def get(self, ctx: RequestContext, call: ParsedRequest) -> Completion | None:
+        ctx.cache_status = "bypass"
         return None
 
     async def put(self, ctx: RequestContext, call: ParsedRequest, completion: Completion) -> None:

@@ -134,8 +134,12 @@ class OTelSink:
         self._metric("gateway.requests", 1, labels)
         if ctx.operation is None:
             return  # not an API call: no GenAI metrics
-        cache = {"gateway.cache.status": "bypass", "gen_ai.request.model": ctx.model or ""}
-        self._metric("gateway.cache.lookups", 1, cache)
+        if ctx.cache_status:
+            cache = {
+                "gateway.cache.status": ctx.cache_status,
+                "gen_ai.request.model": ctx.model or "",
+            }
+            self._metric("gateway.cache.lookups", 1, cache)
         genai = {k: v for k, v in common.items() if k in METRIC_LABELS}
         if ctx.error_type:
             genai["error.type"] = ctx.error_type
@@ -174,6 +178,8 @@ class OTelSink:
         }  # fmt: skip
         if ctx.model:
             attrs["gateway.model"] = ctx.model
+        if ctx.cache_status:
+            attrs["gateway.cache.status"] = ctx.cache_status
         if ctx.key_id:
             attrs["gateway.key_id"] = ctx.key_id
         if ctx.error_type:

@@ -396,6 +396,15 @@ def test_hard_kill_loses_at_most_the_last_flush_interval(
         for _ in range(5):
             httpx.post(base + "/v1/chat/completions", json=CHAT)
         time.sleep(1.0)  # more than one flush interval
+        # readers open the file while the gateway runs (it holds it only while flushing)
+        stats = subprocess.run(
+            [sys.executable, "-m", "gateway", "stats", "--db", str(db)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert stats.returncode == 0, stats.stderr
+        assert stats.stdout.splitlines()[2].split()[:2] == ["gpt", "5"]
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     assert rows(db, "SELECT count(*) FROM requests WHERE path = '/v1/chat/completions'") == [(5,)]
