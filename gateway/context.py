@@ -63,6 +63,7 @@ class RequestContext:
     response_model: str | None = None
     finish_reasons: list[str] = field(default_factory=list)
     end_user: str | None = None
+    tags: str | None = None  # the request's `metadata`, as JSON
     client_wants_usage: bool = False
     attempts: list[Attempt] = field(default_factory=list)
     runtime_release: Callable[[], None] | None = None

@@ -115,4 +115,7 @@ async def read_request(
     ctx.params = {k: call.body[k] for k in SPAN_PARAMS if call.body.get(k) is not None}
     user = call.body.get("user")
     ctx.end_user = user if isinstance(user, str) else None
+    metadata = call.body.get("metadata")
+    if isinstance(metadata, dict) and metadata:
+        ctx.tags = orjson.dumps(metadata).decode()
     return call

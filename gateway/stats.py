@@ -16,7 +16,8 @@ from typing import Any
 from gateway.telemetry.duckdb_sink import connect
 
 GROUPS = {"model": "model", "provider": "provider", "key": "key_id", "status": "status",
-          "upstream_model": "upstream_model", "operation": "operation"}  # fmt: skip
+          "upstream_model": "upstream_model", "operation": "operation",
+          "prompt_version": "prompt_version", "end_user": "end_user"}  # fmt: skip
 WINDOW = re.compile(r"^(\d+)([smhd])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -24,6 +25,8 @@ STATS_SQL = """
 SELECT {group} AS "{label}", count(*) AS requests,
        count(*) FILTER (WHERE status >= 400) AS errors,
        sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+       sum(cost_usd) AS cost_usd,
+       round(count(*) FILTER (WHERE cache_status = 'hit') / count(*), 3) AS cache_hit_rate,
        round(quantile_cont(latency_ms, 0.5), 2) AS p50_ms,
        round(quantile_cont(latency_ms, 0.95), 2) AS p95_ms,
        round(quantile_cont(latency_ms, 0.99), 2) AS p99_ms,

@@ -31,7 +31,7 @@ def request_row(ctx: RequestContext) -> Row:
         ctx.span_id, tokens.cache_write if tokens else None, ctx.tokens_estimated,
         str(cost.total) if cost else None, str(cost.input) if cost else None,
         str(cost.output) if cost else None, cost.source if cost else None,
-        ctx.cache_status, None, None, None,
+        ctx.cache_status, None, None, None, ctx.tags,
     )  # fmt: skip
 
 

@@ -44,8 +44,11 @@ REQUEST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("guardrails", "VARCHAR"),
     ("prompt_name", "VARCHAR"),
     ("prompt_version", "VARCHAR"),
+    # v4
+    ("tags", "VARCHAR"),  # the request's `metadata` object, as JSON
 )
 V1_COLUMNS = 27
+V2_COLUMNS = 38
 ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("request_id", "VARCHAR NOT NULL"),
     ("attempt", "TINYINT"),
@@ -72,8 +75,12 @@ def _create(name: str, columns: tuple[tuple[str, str], ...]) -> str:
 # Each entry upgrades the file from the version before it; append, never edit.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (_create("requests", REQUEST_COLUMNS[:V1_COLUMNS]), _create("attempts", ATTEMPT_COLUMNS)),
-    tuple(f"ALTER TABLE requests ADD COLUMN {c} {t}" for c, t in REQUEST_COLUMNS[V1_COLUMNS:]),
+    tuple(
+        f"ALTER TABLE requests ADD COLUMN {c} {t}"
+        for c, t in REQUEST_COLUMNS[V1_COLUMNS:V2_COLUMNS]
+    ),
     (_create("contents", CONTENT_COLUMNS),),
+    tuple(f"ALTER TABLE requests ADD COLUMN {c} {t}" for c, t in REQUEST_COLUMNS[V2_COLUMNS:]),
 )
 VERSION = len(MIGRATIONS)
 

@@ -50,7 +50,11 @@ def test_one_row_per_request_of_every_kind(
         GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as gw,
         httpx.Client(base_url=gw.base_url, timeout=10) as c,
     ):
-        c.post("/v1/chat/completions", json=CHAT, headers={"x-request-id": "ok-1"})
+        c.post(
+            "/v1/chat/completions",
+            json={**CHAT, "metadata": {"team": "search"}},
+            headers={"x-request-id": "ok-1"},
+        )
         streamed = c.post(
             "/v1/chat/completions",
             json={**CHAT, "stream": True},
@@ -129,6 +133,9 @@ def test_one_row_per_request_of_every_kind(
     assert found["fallback-1"][:3] == (200, "flaky", "claude") and found["fallback-1"][8] == 2
     assert found["upstream-500"][0] == 500
     assert found["cancelled-1"][7] is True
+    assert rows(db, "SELECT tags, cache_status FROM requests WHERE request_id = 'ok-1'") == [
+        ('{"team":"search"}', "bypass")
+    ]
     attempts = rows(
         db,
         "SELECT attempt, provider, status FROM attempts WHERE request_id = 'fallback-1' ORDER BY attempt",
@@ -408,3 +415,30 @@ def test_hard_kill_loses_at_most_the_last_flush_interval(
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     assert rows(db, "SELECT count(*) FROM requests WHERE path = '/v1/chat/completions'") == [(5,)]
+
+
+def test_an_older_file_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) -> None:
+    from gateway.telemetry.schema import MIGRATIONS
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for statement in MIGRATIONS[0]:  # a file written by the first release
+        con.execute(statement)
+    con.execute("INSERT INTO schema_version VALUES (1)")
+    con.execute(
+        "INSERT INTO requests (request_id, started_at, status) VALUES ('old-1', now()::TIMESTAMP, 200)"
+    )
+    assert migrate(con) == 1
+    assert con.execute("SELECT max(version) FROM schema_version").fetchone() == (VERSION,)
+    assert con.execute("SELECT request_id, status, cost_usd, tags FROM requests").fetchall() == [
+        ("old-1", 200, None, None)
+    ]
+    con.close()
+    sink = DuckDBSink(tmp_path / "old.duckdb", TelemetryConfig(flush_interval_s=30))
+    tagged = ctx("new-1")
+    tagged.tags = '{"team":"search"}'
+    sink.record(tagged)
+    asyncio.run(sink.aclose())
+    assert rows(
+        tmp_path / "old.duckdb", "SELECT request_id, tags FROM requests ORDER BY request_id"
+    ) == [("new-1", '{"team":"search"}'), ("old-1", None)]
