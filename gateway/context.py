@@ -75,6 +75,8 @@ class RequestContext:
     tokens: TokenUse | None = None
     tokens_estimated: bool = False
     cost: Cost | None = None
+    verdicts: list[Any] = field(default_factory=list)  # guardrails.chain.Verdict
+    warnings: list[str] = field(default_factory=list)  # guardrails that warned
     cache_status: str | None = None  # "hit" | "miss" | "bypass", set by the cache stage
     captured_input: str | None = None  # only when the policy opts in to content capture
     captured_output: str | None = None

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from gateway.context import Attempt, RequestContext, new_span_id
 from gateway.errors import GatewayError
+from gateway.guardrails import chain as guardrails
 from gateway.providers.base import (
     ChunkStream,
     Completion,
@@ -54,7 +55,9 @@ def resolve_prompt(runtime: Runtime, call: ParsedRequest) -> None:
 
 
 async def guard_input(runtime: Runtime, ctx: RequestContext, call: ParsedRequest) -> None:
-    """Input guardrails: none are configurable yet (see gateway.guardrails)."""
+    """The model's input guardrails, in order: block, redact (before the upstream sees
+    the text), warn or log."""
+    call.body = guardrails.guard_input(ctx, call.body, runtime.chain(call.model, "input"))
 
 
 def route(runtime: Runtime, ctx: RequestContext, call: ParsedRequest) -> list[Target]:
@@ -118,8 +121,8 @@ def retryable(exc: GatewayError) -> bool:
 async def guard_output(
     runtime: Runtime, ctx: RequestContext, result: Completion | ChunkStream
 ) -> Completion | ChunkStream:
-    """Output guardrails: none are configurable yet (see gateway.guardrails)."""
-    return result
+    """The model's output guardrails: on a whole response now, on a stream as it flows."""
+    return guardrails.guard_output(ctx, result, runtime.chain(ctx.model or "", "output"))
 
 
 def record(ctx: RequestContext, result: Completion | ChunkStream) -> Response:

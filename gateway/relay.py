@@ -24,11 +24,21 @@ def json_response(ctx: RequestContext, completion: Completion) -> Response:
     ctx.first_chunk_at = time.perf_counter()
     ctx.response_body = completion.body
     observe_completion(ctx, completion.body)
-    return Response(completion.body, media_type="application/json", headers=completion.headers)
+    headers = {**completion.headers, **warning_header(ctx)}
+    return Response(completion.body, media_type="application/json", headers=headers)
+
+
+def warning_header(ctx: RequestContext) -> dict[str, str]:
+    """Guardrails whose action is `warn` and that found something, by name."""
+    return (
+        {"x-gateway-guardrail-warnings": ",".join(dict.fromkeys(ctx.warnings))}
+        if ctx.warnings
+        else {}
+    )
 
 
 def sse_response(ctx: RequestContext, stream: ChunkStream) -> Response:
-    headers = {**stream.headers, **SSE_HEADERS}
+    headers = {**stream.headers, **SSE_HEADERS, **warning_header(ctx)}
     return StreamingResponse(relay(ctx, stream), media_type="text/event-stream", headers=headers)
 
 

@@ -10,6 +10,7 @@ import orjson
 
 from gateway.auth import KeyChecker
 from gateway.errors import ModelNotFound
+from gateway.guardrails import Guardrail, build_guardrail
 from gateway.policy.loader import LoadedPolicy
 from gateway.policy.models import ModelConfig, Policy
 from gateway.providers import build_provider
@@ -36,6 +37,9 @@ class Runtime:
             if reuse is not None and reuse.policy.providers.get(name) == config
             else build_provider(name, config)
             for name, config in self.policy.providers.items()
+        }
+        self.guardrails = {
+            name: build_guardrail(name, c) for name, c in self.policy.guardrails.items()
         }
         self.inflight = 0
         self._on_idle: Callable[[], None] | None = None
@@ -67,6 +71,12 @@ class Runtime:
             for alias in chain
             for cfg in (self.policy.models[alias],)
         ]
+
+    def chain(self, model_id: str, stage: str) -> list[Guardrail]:
+        """The guardrails a model runs on its input or output, in the policy's order."""
+        config = self.policy.models.get(model_id)
+        names = getattr(config.guardrails, stage) if config is not None else ()
+        return [self.guardrails[name] for name in names]
 
     def retired_by(self, newer: Runtime) -> list[Provider]:
         """Providers this runtime owns that `newer` did not take over."""

@@ -1,31 +1,38 @@
 """Input and output guardrails: the `Guardrail` extension point.
 
-A policy names guardrails by `type`; `GUARDRAILS` maps each type to its
-implementation. The pipeline runs a model's chains in order; with none configured
-both stages pass the request through unchanged.
+A policy names guardrails under `guardrails:` by `type`; `GUARDRAILS` maps each type to
+its implementation, and a model's `guardrails.input`/`output` lists run in order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from gateway.context import RequestContext
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    guardrail: str
-    action: str  # "pass" | "block" | "redact" | "warn" | "log"
-    detail: str = ""
+from gateway.guardrails.scanners import DenyListScanner, Finding, LimitsScanner, SecretsScanner
+from gateway.policy.models import GuardrailConfig
 
 
 class Guardrail(Protocol):
     name: str
+    action: str  # block | redact | warn | log
+    on_error: str  # open | closed
 
-    async def check_input(self, ctx: RequestContext, body: dict[str, Any]) -> Verdict: ...
+    def check_request(self, body: dict[str, Any]) -> str | None:
+        """A request-level violation (limits), described; None when there is none."""
 
-    async def check_output(self, ctx: RequestContext, body: dict[str, Any]) -> Verdict: ...
+    def scan(self, text: str) -> list[Finding]: ...
+
+    def holdback(self, text: str) -> int:
+        """Where, in a stream's pending text, output must wait until more arrives."""
 
 
-GUARDRAILS: dict[str, type[Guardrail]] = {}
+GUARDRAILS: dict[str, Callable[[str, Any], Guardrail]] = {
+    "secrets": SecretsScanner,
+    "deny_list": DenyListScanner,
+    "limits": LimitsScanner,
+}
+
+
+def build_guardrail(name: str, config: GuardrailConfig) -> Guardrail:
+    return GUARDRAILS[config.type](name, config)

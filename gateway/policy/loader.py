@@ -167,13 +167,20 @@ def parse_texts(texts: list[tuple[str, str]], env: Mapping[str, str] | None = No
         policy = Policy.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            out.issue(tuple(err["loc"]), _pydantic_message(err))
+            out.issue(_without_union_tag(tuple(err["loc"])), _pydantic_message(err))
         raise PolicyError(out.issues) from None
     for path, message in cross_reference_errors(policy):
         out.issue(path, message)
     if out.issues:
         raise PolicyError(out.issues)
     return policy
+
+
+def _without_union_tag(loc: KeyPath) -> KeyPath:
+    """`guardrails.pii.secrets.x` -> `guardrails.pii.x`: pydantic puts the `type` in the path."""
+    if len(loc) > 2 and loc[0] == "guardrails":
+        return (*loc[:2], *loc[3:])
+    return loc
 
 
 def _pydantic_message(err: Mapping[str, Any]) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -56,12 +57,58 @@ class PriceConfig(Strict):
     reasoning_per_mtok: Decimal | None = Field(default=None, ge=0)
 
 
+Action = Literal["block", "redact", "warn", "log"]
+
+
+class GuardrailBase(Strict):
+    action: Action = "block"
+    on_error: Literal["open", "closed"] = "closed"  # a scanner failure passes or blocks
+
+
+class SecretsGuardrail(GuardrailBase):
+    type: Literal["secrets"]
+
+
+class DenyListGuardrail(GuardrailBase):
+    type: Literal["deny_list"]
+    keywords: tuple[str, ...] = ()  # case-insensitive, whole words or phrases
+    patterns: tuple[str, ...] = ()  # regular expressions
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return patterns
+
+
+class LimitsGuardrail(GuardrailBase):
+    type: Literal["limits"]
+    max_input_tokens: int | None = Field(default=None, ge=1)
+    max_messages: int | None = Field(default=None, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=1)  # caps the request's max_tokens
+
+
+GuardrailConfig = Annotated[
+    SecretsGuardrail | DenyListGuardrail | LimitsGuardrail, Field(discriminator="type")
+]
+
+
+class ModelGuardrails(Strict):
+    input: tuple[str, ...] = ()
+    output: tuple[str, ...] = ()
+
+
 class ModelConfig(Strict):
     provider: str
     upstream_model: str
     fallbacks: tuple[str, ...] = ()
     owned_by: str | None = None
     price: PriceConfig | None = None
+    guardrails: ModelGuardrails = ModelGuardrails()
 
 
 class ApiKey(Strict):
@@ -93,6 +140,7 @@ class Policy(Strict):
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    guardrails: dict[str, GuardrailConfig] = Field(default_factory=dict)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 
@@ -120,6 +168,12 @@ def cross_reference_errors(policy: Policy) -> list[tuple[tuple[str | int, ...], 
     for name, provider in policy.providers.items():
         if provider.type == "azure" and provider.api_key is None:
             errors.append((("providers", name, "api_key"), "azure needs an api_key"))
+    for name, model in policy.models.items():
+        for stage in ("input", "output"):
+            for i, guardrail in enumerate(getattr(model.guardrails, stage)):
+                if guardrail not in policy.guardrails:
+                    path = ("models", name, "guardrails", stage, i)
+                    errors.append((path, f"unknown guardrail {guardrail!r}"))
     seen: set[str] = set()
     for i, key in enumerate(policy.auth.keys):
         if key.id in seen:

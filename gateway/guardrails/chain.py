@@ -1,0 +1,204 @@
+"""Running a model's guardrails: on the request, on a whole response, and on a stream
+as it flows (holding back only the tail a scanner still needs)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.context import RequestContext
+from gateway.errors import GatewayError
+from gateway.guardrails import Guardrail
+from gateway.guardrails.scanners import Finding
+from gateway.providers.base import ChunkStream, Completion
+
+
+class GuardrailBlocked(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+    def __init__(self, guardrail: str, stage: str, what: str) -> None:
+        # never echo the matched text: name the guardrail and the kind of finding only
+        super().__init__(f"The {stage} was blocked by guardrail '{guardrail}' ({what}).",
+                         code=f"guardrail_{guardrail}")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    guardrail: str
+    stage: str  # input | output
+    action: str  # pass | block | redact | warn | log | error
+    entities: dict[str, int]
+    latency_ms: float
+
+
+def redact(text: str, findings: list[Finding]) -> str:
+    out, last = [], 0
+    for f in sorted(findings, key=lambda f: f.start):
+        if f.start >= last:
+            out += [text[last : f.start], f"<{f.entity}>"]
+            last = f.end
+    return "".join(out) + text[last:]
+
+
+def counts(findings: list[Finding]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in findings:
+        out[f.entity] = out.get(f.entity, 0) + 1
+    return out
+
+
+def text_slots(body: dict[str, Any]) -> Iterator[tuple[dict[str, Any] | list[Any], Any]]:
+    """(container, key) for every piece of prompt text in a request."""
+    for message in body.get("messages") or ():
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            yield message, "content"
+        elif isinstance(content, list):
+            yield from (
+                (part, "text")
+                for part in content
+                if isinstance(part, dict) and isinstance(part.get("text"), str)
+            )
+    for key in ("prompt", "input"):
+        value = body.get(key)
+        if isinstance(value, str):
+            yield body, key
+        elif isinstance(value, list):
+            yield from ((value, i) for i, v in enumerate(value) if isinstance(v, str))
+
+
+def scan_slots(guardrail: Guardrail, slots: list[tuple[Any, Any]], stage: str,
+               ctx: RequestContext) -> list[Finding]:  # fmt: skip
+    """Apply one guardrail to text slots in place; record its verdict; raise on block."""
+    started = time.perf_counter()
+    found: list[Finding] = []
+    try:
+        violation = guardrail.check_request(ctx.request_body or {}) if stage == "input" else None
+        per_slot = [(slot, guardrail.scan(slot[0][slot[1]])) for slot in slots]
+    except Exception:  # a scanner bug must not become a 500: fail open or closed
+        ctx.verdicts.append(
+            Verdict(guardrail.name, stage, "error", {}, (time.perf_counter() - started) * 1000)
+        )
+        if guardrail.on_error == "closed":
+            raise GuardrailBlocked(guardrail.name, stage, "scanner error") from None
+        return []
+    for _, findings in per_slot:
+        found += findings
+    if violation is not None:
+        found.append(Finding(0, 0, "LIMIT"))
+    action = guardrail.action if found else "pass"
+    ctx.verdicts.append(
+        Verdict(
+            guardrail.name, stage, action, counts(found), (time.perf_counter() - started) * 1000
+        )
+    )
+    if not found:
+        return []
+    if action == "block" or (action == "redact" and violation is not None):
+        raise GuardrailBlocked(guardrail.name, stage, violation or ", ".join(sorted(counts(found))))
+    if action == "redact":
+        for (container, key), findings in per_slot:
+            if findings:
+                container[key] = redact(container[key], findings)
+    elif action == "warn":
+        ctx.warnings.append(guardrail.name)
+    return found
+
+
+def guard_input(
+    ctx: RequestContext, body: dict[str, Any], chain: list[Guardrail]
+) -> dict[str, Any]:
+    """The request body the upstream may see (a redacted copy when anything was redacted)."""
+    if not chain:
+        return body
+    body = orjson.loads(orjson.dumps(body))  # redaction edits a copy, never the caller's
+    slots = list(text_slots(body))
+    for guardrail in chain:
+        scan_slots(guardrail, slots, "input", ctx)
+    return body
+
+
+def completion_slots(doc: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """(container, key) for the text of every choice of a whole response."""
+    slots: list[tuple[Any, Any]] = []
+    for choice in doc.get("choices") or ():
+        message = choice.get("message")
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            slots.append((message, "content"))
+        elif isinstance(choice.get("text"), str):
+            slots.append((choice, "text"))
+    return slots
+
+
+def guard_completion(
+    ctx: RequestContext, completion: Completion, chain: list[Guardrail]
+) -> Completion:
+    doc = orjson.loads(completion.body)
+    slots = completion_slots(doc)
+    changed = False
+    for guardrail in chain:
+        changed |= (
+            bool(scan_slots(guardrail, slots, "output", ctx)) and guardrail.action == "redact"
+        )
+    return Completion(orjson.dumps(doc), completion.headers) if changed else completion
+
+
+class GuardedStream:
+    """A ChunkStream whose content deltas pass through the output chain as they flow."""
+
+    def __init__(self, ctx: RequestContext, inner: ChunkStream, chain: list[Guardrail]) -> None:
+        self.ctx, self.inner, self.chain = ctx, inner, chain
+        self.headers = inner.headers
+        self.pending: dict[int, str] = {}  # per choice: text not yet sent
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for payload in self.inner:
+            doc = orjson.loads(payload)
+            choices = doc.get("choices") or []
+            touched = False
+            for choice in choices:
+                delta = choice.get("delta") or {}
+                content = delta.get("content")
+                final = choice.get("finish_reason") is not None
+                if isinstance(content, str) or final:
+                    index = choice.get("index", 0)
+                    text = self.pending.get(index, "") + (content or "")
+                    ready, self.pending[index] = self.release(text, final)
+                    if isinstance(content, str) or ready:
+                        delta["content"] = ready
+                        choice["delta"] = delta
+                    touched = True
+            yield orjson.dumps(doc) if touched else payload
+
+    def release(self, text: str, final: bool) -> tuple[str, str]:
+        """Split pending text into what may go now (scanned, redacted) and what waits."""
+        cut = len(text) if final else min([len(text), *(g.holdback(text) for g in self.chain)])
+        slot = [[text[:cut]]]
+        for guardrail in self.chain:
+            findings = guardrail.scan(text)
+            crossing = [f for f in findings if f.start < cut < f.end]
+            if crossing:  # an entity still being written: wait for all of it
+                cut = min(f.start for f in crossing)
+                slot = [[text[:cut]]]
+        for guardrail in self.chain:
+            scan_slots(guardrail, [(slot[0], 0)], "output", self.ctx)
+        return slot[0][0], text[cut:]
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def guard_output(ctx: RequestContext, result: Completion | ChunkStream,
+                 chain: list[Guardrail]) -> Completion | ChunkStream:  # fmt: skip
+    if not chain:
+        return result
+    if isinstance(result, Completion):
+        return guard_completion(ctx, result, chain)
+    return GuardedStream(ctx, result, chain)

@@ -1,0 +1,129 @@
+"""Text scanners: each finds spans (`Finding`s) and says how much of a growing stream's
+tail it must still see before it can rule on it (`holdback`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.policy.models import DenyListGuardrail, LimitsGuardrail, SecretsGuardrail
+from gateway.telemetry import tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    start: int
+    end: int
+    entity: str
+
+
+def trailing_words(text: str, words: int) -> int:
+    """Index where the last `words` whitespace-separated words of `text` begin (a word
+    still being written counts)."""
+    index = len(text)
+    for _ in range(words):
+        index = len(text[:index].rstrip())
+        while index > 0 and not text[index - 1].isspace():
+            index -= 1
+    return index
+
+
+SECRET_PATTERNS = {
+    "OPENAI_API_KEY": r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",
+    "ANTHROPIC_API_KEY": r"\bsk-ant-[A-Za-z0-9_-]{20,}",
+    "AWS_ACCESS_KEY_ID": r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+    "GITHUB_TOKEN": r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{60,})",
+    "SLACK_TOKEN": r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
+    "STRIPE_KEY": r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{20,}",
+    "JWT": r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+    "PRIVATE_KEY": r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
+}
+PEM_BEGIN = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+PEM_END = re.compile(r"-----END [A-Z ]*PRIVATE KEY-----")
+
+
+class SecretsScanner:
+    """API keys and tokens (OpenAI, Anthropic, AWS, GitHub, Slack, Stripe, JWT) and PEM
+    private keys. Each token is one word, so a stream holds back only its last word
+    (or an unfinished PEM block)."""
+
+    def __init__(self, name: str, config: SecretsGuardrail) -> None:
+        self.name: str = name
+        self.action: str = config.action
+        self.on_error: str = config.on_error
+        self._pattern = re.compile(
+            "|".join(f"(?P<{entity}>{pattern})" for entity, pattern in SECRET_PATTERNS.items()),
+            re.DOTALL,
+        )
+
+    def check_request(self, body: dict[str, Any]) -> str | None:
+        return None
+
+    def scan(self, text: str) -> list[Finding]:
+        return [
+            Finding(m.start(), m.end(), m.lastgroup or "SECRET")
+            for m in self._pattern.finditer(text)
+        ]
+
+    def holdback(self, text: str) -> int:
+        begins = list(PEM_BEGIN.finditer(text))
+        if begins and not PEM_END.search(text, begins[-1].end()):
+            return begins[-1].start()
+        return trailing_words(text, 1)
+
+
+class DenyListScanner:
+    """Keywords and phrases (case-insensitive, whole words) and regular expressions."""
+
+    def __init__(self, name: str, config: DenyListGuardrail) -> None:
+        self.name: str = name
+        self.action: str = config.action
+        self.on_error: str = config.on_error
+        parts = [rf"\b{re.escape(k)}\b" for k in config.keywords] + [
+            f"(?:{p})" for p in config.patterns
+        ]
+        self._pattern = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+        self._words = max((len(k.split()) for k in config.keywords), default=1)
+
+    def check_request(self, body: dict[str, Any]) -> str | None:
+        return None
+
+    def scan(self, text: str) -> list[Finding]:
+        if self._pattern is None:
+            return []
+        return [Finding(m.start(), m.end(), "DENIED") for m in self._pattern.finditer(text)]
+
+    def holdback(self, text: str) -> int:
+        return trailing_words(text, self._words)
+
+
+class LimitsScanner:
+    """Request-level limits: input tokens (tiktoken), messages, requested output tokens."""
+
+    def __init__(self, name: str, config: LimitsGuardrail) -> None:
+        self.name: str = name
+        self.action: str = config.action
+        self.on_error: str = config.on_error
+        self.config = config
+
+    def check_request(self, body: dict[str, Any]) -> str | None:
+        config = self.config
+        messages = body.get("messages") or []
+        if config.max_messages is not None and len(messages) > config.max_messages:
+            return f"{len(messages)} messages (limit {config.max_messages})"
+        requested = body.get("max_completion_tokens") or body.get("max_tokens")
+        limit = config.max_output_tokens
+        if limit is not None and isinstance(requested, int) and requested > limit:
+            return f"max_tokens {requested} (limit {limit})"
+        if config.max_input_tokens is not None:
+            count = tokens.count(str(body.get("model", "")), tokens.prompt_text(body))
+            if count > config.max_input_tokens:
+                return f"{count} input tokens (limit {config.max_input_tokens})"
+        return None
+
+    def scan(self, text: str) -> list[Finding]:
+        return []
+
+    def holdback(self, text: str) -> int:
+        return len(text)
