@@ -36,6 +36,29 @@ class Verdict:
     latency_ms: float
 
 
+SEVERITY = {"pass": 0, "log": 1, "warn": 2, "redact": 3, "error": 4, "block": 5}
+
+
+def summarize(verdicts: list[Verdict]) -> list[dict[str, Any]]:
+    """One entry per guardrail and stage (a stream is scanned many times): the most
+    severe action, entity counts summed, time summed."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for v in verdicts:
+        entry = merged.setdefault((v.guardrail, v.stage), {
+            "guardrail": v.guardrail, "stage": v.stage, "action": "pass", "entities": {}, "ms": 0.0,
+        })  # fmt: skip
+        if SEVERITY[v.action] > SEVERITY[entry["action"]]:
+            entry["action"] = v.action
+        for entity, n in v.entities.items():
+            entry["entities"][entity] = entry["entities"].get(entity, 0) + n
+        entry["ms"] = round(entry["ms"] + v.latency_ms, 3)
+    return list(merged.values())
+
+
+def strongest(verdicts: list[Verdict]) -> str | None:
+    return max((v.action for v in verdicts), key=SEVERITY.__getitem__, default=None)
+
+
 def redact(text: str, findings: list[Finding]) -> str:
     out, last = [], 0
     for f in sorted(findings, key=lambda f: f.start):

@@ -19,10 +19,12 @@ class Finding:
 
 
 def trailing_words(text: str, words: int) -> int:
-    """Index where the last `words` whitespace-separated words of `text` begin (a word
-    still being written counts)."""
+    """Where a stream must wait for a match of up to `words` words: the word still being
+    written (if the text does not end in whitespace) and the `words - 1` before it."""
     index = len(text)
-    for _ in range(words):
+    while index > 0 and not text[index - 1].isspace():
+        index -= 1  # the unfinished last word
+    for _ in range(words - 1):
         index = len(text[:index].rstrip())
         while index > 0 and not text[index - 1].isspace():
             index -= 1

@@ -28,6 +28,7 @@ from opentelemetry.trace.status import Status, StatusCode
 
 from gateway import __version__
 from gateway.context import Attempt, RequestContext
+from gateway.guardrails.chain import strongest, summarize
 from gateway.telemetry.metrics import OTelMetrics, PrometheusMetrics
 
 log = logging.getLogger("gateway.telemetry")
@@ -132,6 +133,12 @@ class OTelSink:
                   "gen_ai.provider.name": common.get("gen_ai.provider.name", ""),
                   "gateway.key_id": ctx.key_id or ""}  # fmt: skip
         self._metric("gateway.requests", 1, labels)
+        for verdict in summarize(ctx.verdicts):
+            labels = {
+                "gateway.guardrail": verdict["guardrail"],
+                "gateway.guardrail.action": verdict["action"],
+            }
+            self._metric("gateway.guardrail.actions", 1, labels)
         if ctx.operation is None:
             return  # not an API call: no GenAI metrics
         if ctx.cache_status:
@@ -180,6 +187,8 @@ class OTelSink:
             attrs["gateway.model"] = ctx.model
         if ctx.cache_status:
             attrs["gateway.cache.status"] = ctx.cache_status
+        if ctx.verdicts:
+            attrs["gateway.guardrail.action"] = strongest(ctx.verdicts) or "pass"
         if ctx.key_id:
             attrs["gateway.key_id"] = ctx.key_id
         if ctx.error_type:

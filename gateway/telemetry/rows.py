@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from gateway.context import RequestContext
+from gateway.guardrails.chain import summarize
 
 Row = tuple[Any, ...]
 
@@ -31,7 +34,7 @@ def request_row(ctx: RequestContext) -> Row:
         ctx.span_id, tokens.cache_write if tokens else None, ctx.tokens_estimated,
         str(cost.total) if cost else None, str(cost.input) if cost else None,
         str(cost.output) if cost else None, cost.source if cost else None,
-        ctx.cache_status, None, None, None, ctx.tags,
+        ctx.cache_status, guardrail_json(ctx), None, None, ctx.tags,
     )  # fmt: skip
 
 
@@ -51,3 +54,7 @@ def content_rows(ctx: RequestContext) -> list[Row]:
         return []
     started = int(ctx.started_unix * 1_000_000)
     return [(ctx.request_id, started, ctx.captured_input, ctx.captured_output)]
+
+
+def guardrail_json(ctx: RequestContext) -> str | None:
+    return orjson.dumps(summarize(ctx.verdicts)).decode() if ctx.verdicts else None
