@@ -1,0 +1,158 @@
+"""Guardrails through a real gateway: block, redact, warn on input and output, streams too."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import httpx
+import orjson
+import pytest
+
+from benchmarks.mock_upstream import Behavior, MockUpstream
+from gateway.app import Settings
+from tests.conftest import GatewayServer, PolicyWriter
+
+KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
+GUARDRAILS = """
+guardrails:
+  secrets-block: {type: secrets, action: block}
+  secrets-redact: {type: secrets, action: redact}
+  titan: {type: deny_list, action: warn, keywords: [project titan]}
+  limits: {type: limits, max_messages: 3}
+"""
+MODELS = {
+    "strict": ("mock", "up-strict"),
+    "redacting": ("mock", "up-redacting"),
+    "claude-redacting": ("claude", "claude-up"),
+}
+
+
+def model_guardrails(path: Path) -> None:
+    text = path.read_text()
+    text = text.replace(
+        "    upstream_model: up-strict\n",
+        "    upstream_model: up-strict\n    guardrails: {input: [limits, secrets-block, titan], output: [secrets-block]}\n",
+    )
+    text = text.replace(
+        "    upstream_model: up-redacting\n",
+        "    upstream_model: up-redacting\n    guardrails: {input: [secrets-redact], output: [secrets-redact]}\n",
+    )
+    text = text.replace(
+        "    upstream_model: claude-up\n",
+        "    upstream_model: claude-up\n    guardrails: {output: [secrets-redact]}\n",
+    )
+    path.write_text(text)
+
+
+@pytest.fixture
+def gw(write_policy: PolicyWriter, tmp_path: Path) -> Iterator[tuple[httpx.Client, Path]]:
+    db = tmp_path / "requests.duckdb"
+    path = write_policy(
+        MODELS, extra=GUARDRAILS + f"telemetry:\n  duckdb: {db}\n  flush_interval_s: 0.1\n"
+    )
+    model_guardrails(path)
+    with (
+        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
+        httpx.Client(base_url=server.base_url) as c,
+    ):
+        yield c, db
+
+
+def chat(model: str, text: str, **extra: object) -> dict[str, object]:
+    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+
+
+def test_input_block_never_reaches_the_upstream_nor_echoes(
+    gw: tuple[httpx.Client, Path], mock: MockUpstream
+) -> None:
+    client, _ = gw
+    r = client.post("/v1/chat/completions", json=chat("strict", f"use {KEY} please"))
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "guardrail_secrets-block"
+    assert KEY not in r.text and KEY[:10] not in r.text
+    assert mock.requests == []
+    r = client.post(
+        "/v1/chat/completions",
+        json={"model": "strict", "messages": [{"role": "user", "content": "x"}] * 4},
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "guardrail_limits"
+
+
+def test_input_redaction_and_warning(gw: tuple[httpx.Client, Path], mock: MockUpstream) -> None:
+    client, _ = gw
+    r = client.post("/v1/chat/completions", json=chat("redacting", f"my key {KEY} ok"))
+    assert r.status_code == 200
+    assert mock.requests[-1].body["messages"][0]["content"] == "my key <OPENAI_API_KEY> ok"
+    r = client.post("/v1/chat/completions", json=chat("strict", "tell me about Project Titan"))
+    assert r.status_code == 200 and r.headers["x-gateway-guardrail-warnings"] == "titan"
+
+
+@pytest.mark.parametrize("model", ["redacting", "claude-redacting"])
+def test_output_redaction_whole_and_streamed(
+    gw: tuple[httpx.Client, Path], mock: MockUpstream, model: str
+) -> None:
+    client, _ = gw
+    mock.behave(MODELS[model][1], Behavior(text=f"Here it is: {KEY} keep it safe"))
+    whole = client.post("/v1/chat/completions", json=chat(model, "key?")).json()
+    assert whole["choices"][0]["message"]["content"] == "Here it is: <OPENAI_API_KEY> keep it safe"
+    streamed = client.post("/v1/chat/completions", json=chat(model, "key?", stream=True)).text
+    assert KEY[:8] not in streamed
+    chunks = [orjson.loads(e[6:]) for e in streamed.split("\n\n") if e.startswith("data: {")]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "Here it is: <OPENAI_API_KEY> keep it safe"
+
+
+def test_output_block_ends_a_stream_with_an_error_event(
+    gw: tuple[httpx.Client, Path], mock: MockUpstream
+) -> None:
+    client, db = gw
+    mock.behave("up-strict", Behavior(text=f"the key is {KEY} bye"))
+    r = client.post("/v1/chat/completions", json=chat("strict", "key?"))
+    assert r.status_code == 400 and KEY not in r.text
+    streamed = client.post(
+        "/v1/chat/completions",
+        json=chat("strict", "key?", stream=True),
+        headers={"x-request-id": "blocked-stream"},
+    ).text
+    assert KEY[:8] not in streamed
+    last = orjson.loads([e for e in streamed.split("\n\n") if e][-1][6:])
+    assert last["error"]["code"] == "guardrail_secrets-block"
+
+
+def test_verdicts_reach_the_request_log(
+    write_policy: PolicyWriter, mock: MockUpstream, tmp_path: Path
+) -> None:
+    db = tmp_path / "requests.duckdb"
+    path = write_policy(
+        MODELS, extra=GUARDRAILS + f"telemetry:\n  duckdb: {db}\n  flush_interval_s: 0.1\n"
+    )
+    model_guardrails(path)
+    with (
+        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
+        httpx.Client(base_url=server.base_url) as c,
+    ):
+        c.post(
+            "/v1/chat/completions",
+            json=chat("strict", f"use {KEY}"),
+            headers={"x-request-id": "g1"},
+        )
+        c.post(
+            "/v1/chat/completions",
+            json=chat("redacting", f"use {KEY}"),
+            headers={"x-request-id": "g2"},
+        )
+    con = duckdb.connect(str(db), read_only=True)
+    found = dict(con.execute("SELECT request_id, guardrails FROM requests").fetchall())
+    con.close()
+    blocked = orjson.loads(str(found["g1"]))
+    assert [(v["guardrail"], v["action"]) for v in blocked] == [
+        ("limits", "pass"),
+        ("secrets-block", "block"),
+    ]
+    assert blocked[1]["entities"] == {"OPENAI_API_KEY": 1}
+    redacted = orjson.loads(str(found["g2"]))
+    assert [(v["guardrail"], v["stage"], v["action"]) for v in redacted] == [
+        ("secrets-redact", "input", "redact"),
+        ("secrets-redact", "output", "pass"),
+    ]
+    assert KEY not in str(found)
