@@ -45,17 +45,14 @@ def model_guardrails(path: Path) -> None:
 
 
 @pytest.fixture
-def gw(write_policy: PolicyWriter, tmp_path: Path) -> Iterator[tuple[httpx.Client, Path]]:
-    db = tmp_path / "requests.duckdb"
-    path = write_policy(
-        MODELS, extra=GUARDRAILS + f"telemetry:\n  duckdb: {db}\n  flush_interval_s: 0.1\n"
-    )
+def gw(write_policy: PolicyWriter) -> Iterator[httpx.Client]:
+    path = write_policy(MODELS, extra=GUARDRAILS)
     model_guardrails(path)
     with (
         GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
         httpx.Client(base_url=server.base_url) as c,
     ):
-        yield c, db
+        yield c
 
 
 def chat(model: str, text: str, **extra: object) -> dict[str, object]:
@@ -63,9 +60,9 @@ def chat(model: str, text: str, **extra: object) -> dict[str, object]:
 
 
 def test_input_block_never_reaches_the_upstream_nor_echoes(
-    gw: tuple[httpx.Client, Path], mock: MockUpstream
+    gw: httpx.Client, mock: MockUpstream
 ) -> None:
-    client, _ = gw
+    client = gw
     r = client.post("/v1/chat/completions", json=chat("strict", f"use {KEY} please"))
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "guardrail_secrets-block"
@@ -78,8 +75,8 @@ def test_input_block_never_reaches_the_upstream_nor_echoes(
     assert r.status_code == 400 and r.json()["error"]["code"] == "guardrail_limits"
 
 
-def test_input_redaction_and_warning(gw: tuple[httpx.Client, Path], mock: MockUpstream) -> None:
-    client, _ = gw
+def test_input_redaction_and_warning(gw: httpx.Client, mock: MockUpstream) -> None:
+    client = gw
     r = client.post("/v1/chat/completions", json=chat("redacting", f"my key {KEY} ok"))
     assert r.status_code == 200
     assert mock.requests[-1].body["messages"][0]["content"] == "my key <OPENAI_API_KEY> ok"
@@ -89,9 +86,9 @@ def test_input_redaction_and_warning(gw: tuple[httpx.Client, Path], mock: MockUp
 
 @pytest.mark.parametrize("model", ["redacting", "claude-redacting"])
 def test_output_redaction_whole_and_streamed(
-    gw: tuple[httpx.Client, Path], mock: MockUpstream, model: str
+    gw: httpx.Client, mock: MockUpstream, model: str
 ) -> None:
-    client, _ = gw
+    client = gw
     mock.behave(MODELS[model][1], Behavior(text=f"Here it is: {KEY} keep it safe"))
     whole = client.post("/v1/chat/completions", json=chat(model, "key?")).json()
     assert whole["choices"][0]["message"]["content"] == "Here it is: <OPENAI_API_KEY> keep it safe"
@@ -103,9 +100,9 @@ def test_output_redaction_whole_and_streamed(
 
 
 def test_output_block_ends_a_stream_with_an_error_event(
-    gw: tuple[httpx.Client, Path], mock: MockUpstream
+    gw: httpx.Client, mock: MockUpstream
 ) -> None:
-    client, db = gw
+    client = gw
     mock.behave("up-strict", Behavior(text=f"the key is {KEY} bye"))
     r = client.post("/v1/chat/completions", json=chat("strict", "key?"))
     assert r.status_code == 400 and KEY not in r.text
