@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from gateway.guardrails.pii import PiiScanner
 from gateway.guardrails.scanners import DenyListScanner, Finding, LimitsScanner, SecretsScanner
 from gateway.policy.models import GuardrailConfig
 
@@ -31,6 +32,7 @@ GUARDRAILS: dict[str, Callable[[str, Any], Guardrail]] = {
     "secrets": SecretsScanner,
     "deny_list": DenyListScanner,
     "limits": LimitsScanner,
+    "pii": PiiScanner,
 }
 
 

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -92,8 +92,36 @@ class LimitsGuardrail(GuardrailBase):
     max_output_tokens: int | None = Field(default=None, ge=1)  # caps the request's max_tokens
 
 
+PiiEntity = Literal["EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE",
+                    "US_SSN", "CRYPTO"]  # fmt: skip
+PII_ENTITIES: tuple[PiiEntity, ...] = get_args(PiiEntity)
+
+
+class CustomEntity(Strict):
+    entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    pattern: str
+    score: float = Field(default=0.9, gt=0, le=1)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from None
+        return pattern
+
+
+class PiiGuardrail(GuardrailBase):
+    type: Literal["pii"]
+    entities: tuple[PiiEntity, ...] = PII_ENTITIES
+    score_threshold: float = Field(default=0.4, ge=0, le=1)  # presidio's phone score is 0.4
+    custom: tuple[CustomEntity, ...] = ()
+
+
 GuardrailConfig = Annotated[
-    SecretsGuardrail | DenyListGuardrail | LimitsGuardrail, Field(discriminator="type")
+    SecretsGuardrail | DenyListGuardrail | LimitsGuardrail | PiiGuardrail,
+    Field(discriminator="type"),
 ]
 
 

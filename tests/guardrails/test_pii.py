@@ -1,0 +1,110 @@
+"""The PII scanner finds what presidio's AnalyzerEngine finds, offline, and leaves
+ordinary numbers alone."""
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+from presidio_analyzer.nlp_engine import NoOpNlpEngine
+
+from gateway.context import RequestContext
+from gateway.guardrails.chain import GuardedStream
+from gateway.guardrails.pii import RECOGNIZERS, PiiScanner
+from gateway.policy.models import CustomEntity, PiiGuardrail
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "pii_generated.jsonl"
+ROWS = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
+CORPUS = [r["text"] for r in ROWS[::3]] + [  # a third of the labelled corpus, plus our own
+    "Call +1 (415) 555-0132 or mail jane.doe@example.co.uk; card 4111 1111 1111 1111.",
+    "IBAN DE89 3704 0044 0532 0130 00, host 10.0.0.12 and fe80::1ff:fe23:4567:890a, SSN 078-05-1120",
+    "wallet 16Yeky6GMjeNkAiNcBY7ZhrLoMSgg1BoyZ, short ref 16469",
+]
+
+
+@pytest.fixture(scope="module")
+def presidio() -> AnalyzerEngine:
+    registry = RecognizerRegistry(
+        recognizers=[f(supported_language="en") for f, _ in RECOGNIZERS.values()]
+    )
+    nlp = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
+
+
+def spans(results: list) -> list[tuple[str, int, int, float]]:  # type: ignore[type-arg]
+    return sorted((r.entity_type, r.start, r.end, round(r.score, 3)) for r in results)
+
+
+def test_same_entities_as_presidio(presidio: AnalyzerEngine) -> None:
+    logging.disable(logging.WARNING)  # presidio's engine logs each offline suffix-list miss
+    try:
+        ours = PiiScanner("pii", PiiGuardrail(type="pii", score_threshold=0.0))
+        assert len(CORPUS) > 100
+        for text in CORPUS:
+            assert spans(ours.analyze(text)) == spans(presidio.analyze(text, language="en")), text
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Upgrade to version 2.3.1 before 2024-11-05; it costs $1,299.99 (order 48213-77).",
+     "Serve on port 8080 and 443, retry after 30 seconds, batch size 4096.",
+     "Meeting moved to 10:30 on 12/03/2025, room 4.12, build 20241105.1"],
+)  # fmt: skip
+def test_ordinary_numbers_pass(text: str) -> None:
+    assert PiiScanner("pii", PiiGuardrail(type="pii")).scan(text) == []
+
+
+def test_custom_entities() -> None:
+    config = PiiGuardrail(
+        type="pii",
+        entities=("EMAIL_ADDRESS",),
+        custom=(CustomEntity(entity="EMPLOYEE_ID", pattern=r"\bEMP-\d{6}\b"),),
+    )
+    found = PiiScanner("pii", config).scan("ask EMP-123456 or a@b.io")
+    assert sorted(f.entity for f in found) == ["EMAIL_ADDRESS", "EMPLOYEE_ID"]
+
+
+class Pieces:
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+        self.headers: dict[str, str] = {}
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield orjson.dumps(
+                {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            )
+        yield orjson.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_no_pii_character_reaches_the_client_at_any_chunk_boundary() -> None:
+    answer = (
+        "Reach Jane at jane.doe@example.com or +1 415 555 0132, card 4111-1111-1111-1111 thanks."
+    )
+    secrets = ["jane.doe@example.com", "415 555 0132", "4111-1111-1111-1111"]
+    scanner = PiiScanner("pii", PiiGuardrail(type="pii", action="redact"))
+
+    async def stream(pieces: list[str]) -> str:
+        out = []
+        async for payload in GuardedStream(
+            RequestContext("r", "POST", "/"), Pieces(pieces), [scanner]
+        ):
+            out += [c["delta"].get("content") or "" for c in orjson.loads(payload)["choices"]]
+        return "".join(out)
+
+    expected = "Reach Jane at <EMAIL_ADDRESS> or <PHONE_NUMBER>, card <CREDIT_CARD> thanks."
+    for cut in range(1, len(answer)):
+        sent = asyncio.run(stream([answer[:cut], answer[cut:]]))
+        assert sent == expected, cut
+    sent = asyncio.run(stream(list(answer)))  # one character a chunk
+    assert sent == expected
+    assert not any(s[:5] in sent for s in secrets)
