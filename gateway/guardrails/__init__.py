@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from gateway.guardrails.pii import PiiScanner
 from gateway.guardrails.scanners import DenyListScanner, Finding, LimitsScanner, SecretsScanner
 from gateway.policy.models import GuardrailConfig
 
@@ -28,11 +27,18 @@ class Guardrail(Protocol):
         """Where, in a stream's pending text, output must wait until more arrives."""
 
 
+def pii_scanner(name: str, config: Any) -> Guardrail:
+    """presidio (and spaCy under it) loads in ~1 s: only when a policy uses `type: pii`."""
+    from gateway.guardrails.pii import PiiScanner
+
+    return PiiScanner(name, config)
+
+
 GUARDRAILS: dict[str, Callable[[str, Any], Guardrail]] = {
     "secrets": SecretsScanner,
     "deny_list": DenyListScanner,
     "limits": LimitsScanner,
-    "pii": PiiScanner,
+    "pii": pii_scanner,
 }
 
 

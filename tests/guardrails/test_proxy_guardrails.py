@@ -19,6 +19,7 @@ guardrails:
   secrets-redact: {type: secrets, action: redact}
   titan: {type: deny_list, action: warn, keywords: [project titan]}
   limits: {type: limits, max_messages: 3}
+  pii: {type: pii, action: redact, entities: [EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD]}
 """
 MODELS = {
     "strict": ("mock", "up-strict"),
@@ -39,7 +40,7 @@ def model_guardrails(path: Path) -> None:
     )
     text = text.replace(
         "    upstream_model: claude-up\n",
-        "    upstream_model: claude-up\n    guardrails: {output: [secrets-redact]}\n",
+        "    upstream_model: claude-up\n    guardrails: {input: [pii], output: [secrets-redact]}\n",
     )
     path.write_text(text)
 
@@ -153,3 +154,13 @@ def test_verdicts_reach_the_request_log(
         ("secrets-redact", "output", "pass"),
     ]
     assert KEY not in str(found)
+
+
+def test_pii_is_redacted_before_the_upstream_sees_it(gw: httpx.Client, mock: MockUpstream) -> None:
+    r = gw.post(
+        "/v1/chat/completions",
+        json=chat("claude-redacting", "I am jane.doe@example.com, call +1 415 555 0132"),
+    )
+    assert r.status_code == 200
+    sent = mock.requests[-1].body["messages"][0]["content"]
+    assert sent == [{"type": "text", "text": "I am <EMAIL_ADDRESS>, call <PHONE_NUMBER>"}]
