@@ -7,13 +7,16 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
 from gateway import __version__, stats
 from gateway.app import ACCESS_LOG_ENV, POLICY_ENV, Settings, create_app
+from gateway.guardrails import build_guardrail
 from gateway.logs import configure_logging
 from gateway.policy.loader import PolicyError, load_policy
+from gateway.policy.models import PiiGuardrail, SecretsGuardrail
 
 log = logging.getLogger("gateway")
 
@@ -32,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path")
     commands.add_parser("version", help="print the version")
     stats.add_commands(commands)
+    guardrails = commands.add_parser("guardrails", help="guardrail tools")
+    tools = guardrails.add_subparsers(dest="tool", required=True)
+    evaluate = tools.add_parser("eval", help="precision, recall, F1, FPR and latency per scanner")
+    evaluate.add_argument("dataset", type=Path)
+    evaluate.add_argument(
+        "--policy", help="where the guardrails come from (default: pii + secrets)"
+    )
+    evaluate.add_argument("--guardrail", action="append", help="only these (repeatable)")
     return parser
 
 
@@ -44,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check(args.path)
     if args.command in ("stats", "logs"):
         return stats.run(args)
+    if args.command == "guardrails":
+        return evaluate_guardrails(args)
     return serve(args)
 
 
@@ -56,6 +69,24 @@ def check(path: str) -> int:
         return 1
     policy = loaded.policy
     print(f"{path}: ok ({len(policy.providers)} providers, {len(policy.models)} models)")
+    return 0
+
+
+def evaluate_guardrails(args: argparse.Namespace) -> int:
+    from gateway.guardrails.evaluate import HEADER, evaluate, load
+
+    if args.policy:
+        configs = dict(load_policy(args.policy).policy.guardrails)
+    else:
+        configs = {"pii": PiiGuardrail(type="pii"), "secrets": SecretsGuardrail(type="secrets")}
+    names = args.guardrail or list(configs)
+    unknown = [n for n in names if n not in configs]
+    if unknown:
+        print(f"unknown guardrail(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    rows = load(args.dataset)
+    table_rows = [evaluate(build_guardrail(n, configs[n]), rows).row(n) for n in names]
+    print(stats.table(HEADER, table_rows))
     return 0
 
 

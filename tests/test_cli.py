@@ -146,3 +146,36 @@ def test_serve_with_workers(write_policy: PolicyWriter, mock: MockUpstream) -> N
     with serving("--policy", str(path), "--workers", "2") as (_, base):
         for _ in range(4):
             assert httpx.post(base + "/v1/chat/completions", json=CHAT).status_code == 200
+
+
+def test_guardrails_eval_prints_scores_per_scanner(tmp_path: Path) -> None:
+    data = tmp_path / "labels.jsonl"
+    lines = [{"text": "key sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z", "label": "secret"},
+             {"text": "nothing here", "label": "benign"},
+             {"text": "token ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8", "label": "secret"},
+             {"text": "sk-not-a-key", "label": "secret"}]  # fmt: skip
+    data.write_text("\n".join(orjson.dumps(line).decode() for line in lines))
+    out = run("guardrails", "eval", str(data), "--guardrail", "secrets")
+    assert out.returncode == 0, out.stderr
+    header, _, row = out.stdout.splitlines()
+    assert header.split() == [
+        "guardrail",
+        "precision",
+        "recall",
+        "f1",
+        "fpr",
+        "p50_ms",
+        "p95_ms",
+        "rows",
+    ]
+    assert row.split()[:5] == ["secrets", "1.000", "0.667", "0.800", "0.000"]
+    spans = run(
+        "guardrails",
+        "eval",
+        str(Path(__file__).parent / "fixtures" / "pii_generated.jsonl"),
+        "--guardrail",
+        "pii",
+    )
+    precision, recall = (float(x) for x in spans.stdout.splitlines()[2].split()[1:3])
+    assert precision > 0.9 and recall > 0.9
+    assert run("guardrails", "eval", str(data), "--guardrail", "nope").returncode == 2
