@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -85,7 +86,7 @@ def evaluate_guardrails(args: argparse.Namespace) -> int:
         print(f"unknown guardrail(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
     rows = load(args.dataset)
-    table_rows = [evaluate(build_guardrail(n, configs[n]), rows).row(n) for n in names]
+    table_rows = [asyncio.run(evaluate(build_guardrail(n, configs[n]), rows)).row(n) for n in names]
     print(stats.table(HEADER, table_rows))
     return 0
 

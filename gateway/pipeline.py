@@ -57,7 +57,7 @@ def resolve_prompt(runtime: Runtime, call: ParsedRequest) -> None:
 async def guard_input(runtime: Runtime, ctx: RequestContext, call: ParsedRequest) -> None:
     """The model's input guardrails, in order: block, redact (before the upstream sees
     the text), warn or log."""
-    call.body = guardrails.guard_input(ctx, call.body, runtime.chain(call.model, "input"))
+    call.body = await guardrails.guard_input(ctx, call.body, runtime.chain(call.model, "input"))
 
 
 def route(runtime: Runtime, ctx: RequestContext, call: ParsedRequest) -> list[Target]:
@@ -122,7 +122,7 @@ async def guard_output(
     runtime: Runtime, ctx: RequestContext, result: Completion | ChunkStream
 ) -> Completion | ChunkStream:
     """The model's output guardrails: on a whole response now, on a stream as it flows."""
-    return guardrails.guard_output(ctx, result, runtime.chain(ctx.model or "", "output"))
+    return await guardrails.guard_output(ctx, result, runtime.chain(ctx.model or "", "output"))
 
 
 def record(ctx: RequestContext, result: Completion | ChunkStream) -> Response:

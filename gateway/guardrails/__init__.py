@@ -21,7 +21,7 @@ class Guardrail(Protocol):
     def check_request(self, body: dict[str, Any]) -> str | None:
         """A request-level violation (limits), described; None when there is none."""
 
-    def scan(self, text: str) -> list[Finding]: ...
+    async def scan(self, text: str) -> list[Finding]: ...
 
     def holdback(self, text: str) -> int:
         """Where, in a stream's pending text, output must wait until more arrives."""

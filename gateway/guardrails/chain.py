@@ -97,14 +97,14 @@ def text_slots(body: dict[str, Any]) -> Iterator[tuple[dict[str, Any] | list[Any
             yield from ((value, i) for i, v in enumerate(value) if isinstance(v, str))
 
 
-def scan_slots(guardrail: Guardrail, slots: list[tuple[Any, Any]], stage: str,
+async def scan_slots(guardrail: Guardrail, slots: list[tuple[Any, Any]], stage: str,
                ctx: RequestContext) -> list[Finding]:  # fmt: skip
     """Apply one guardrail to text slots in place; record its verdict; raise on block."""
     started = time.perf_counter()
     found: list[Finding] = []
     try:
         violation = guardrail.check_request(ctx.request_body or {}) if stage == "input" else None
-        per_slot = [(slot, guardrail.scan(slot[0][slot[1]])) for slot in slots]
+        per_slot = [(slot, await guardrail.scan(slot[0][slot[1]])) for slot in slots]
     except Exception:  # a scanner bug must not become a 500: fail open or closed
         ctx.verdicts.append(
             Verdict(guardrail.name, stage, "error", {}, (time.perf_counter() - started) * 1000)
@@ -135,7 +135,7 @@ def scan_slots(guardrail: Guardrail, slots: list[tuple[Any, Any]], stage: str,
     return found
 
 
-def guard_input(
+async def guard_input(
     ctx: RequestContext, body: dict[str, Any], chain: list[Guardrail]
 ) -> dict[str, Any]:
     """The request body the upstream may see (a redacted copy when anything was redacted)."""
@@ -144,7 +144,7 @@ def guard_input(
     body = orjson.loads(orjson.dumps(body))  # redaction edits a copy, never the caller's
     slots = list(text_slots(body))
     for guardrail in chain:
-        scan_slots(guardrail, slots, "input", ctx)
+        await scan_slots(guardrail, slots, "input", ctx)
     return body
 
 
@@ -160,7 +160,7 @@ def completion_slots(doc: dict[str, Any]) -> list[tuple[Any, Any]]:
     return slots
 
 
-def guard_completion(
+async def guard_completion(
     ctx: RequestContext, completion: Completion, chain: list[Guardrail]
 ) -> Completion:
     doc = orjson.loads(completion.body)
@@ -168,7 +168,7 @@ def guard_completion(
     changed = False
     for guardrail in chain:
         changed |= (
-            bool(scan_slots(guardrail, slots, "output", ctx)) and guardrail.action == "redact"
+            bool(await scan_slots(guardrail, slots, "output", ctx)) and guardrail.action == "redact"
         )
     return Completion(orjson.dumps(doc), completion.headers) if changed else completion
 
@@ -193,35 +193,35 @@ class GuardedStream:
                 if isinstance(content, str) or final:
                     index = choice.get("index", 0)
                     text = self.pending.get(index, "") + (content or "")
-                    ready, self.pending[index] = self.release(text, final)
+                    ready, self.pending[index] = await self.release(text, final)
                     if isinstance(content, str) or ready:
                         delta["content"] = ready
                         choice["delta"] = delta
                     touched = True
             yield orjson.dumps(doc) if touched else payload
 
-    def release(self, text: str, final: bool) -> tuple[str, str]:
+    async def release(self, text: str, final: bool) -> tuple[str, str]:
         """Split pending text into what may go now (scanned, redacted) and what waits."""
         cut = len(text) if final else min([len(text), *(g.holdback(text) for g in self.chain)])
         slot = [[text[:cut]]]
         for guardrail in self.chain:
-            findings = guardrail.scan(text)
+            findings = await guardrail.scan(text)
             crossing = [f for f in findings if f.start < cut < f.end]
             if crossing:  # an entity still being written: wait for all of it
                 cut = min(f.start for f in crossing)
                 slot = [[text[:cut]]]
         for guardrail in self.chain:
-            scan_slots(guardrail, [(slot[0], 0)], "output", self.ctx)
+            await scan_slots(guardrail, [(slot[0], 0)], "output", self.ctx)
         return slot[0][0], text[cut:]
 
     async def aclose(self) -> None:
         await self.inner.aclose()
 
 
-def guard_output(ctx: RequestContext, result: Completion | ChunkStream,
+async def guard_output(ctx: RequestContext, result: Completion | ChunkStream,
                  chain: list[Guardrail]) -> Completion | ChunkStream:  # fmt: skip
     if not chain:
         return result
     if isinstance(result, Completion):
-        return guard_completion(ctx, result, chain)
+        return await guard_completion(ctx, result, chain)
     return GuardedStream(ctx, result, chain)

@@ -49,20 +49,20 @@ def load(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def timed_scan(guardrail: Guardrail, text: str, score: Score) -> list[Finding]:
+async def timed_scan(guardrail: Guardrail, text: str, score: Score) -> list[Finding]:
     started = time.perf_counter()
-    findings = guardrail.scan(text)
+    findings = await guardrail.scan(text)
     score.latencies.append((time.perf_counter() - started) * 1000)
     return findings
 
 
-def evaluate(guardrail: Guardrail, rows: list[dict[str, Any]]) -> Score:
+async def evaluate(guardrail: Guardrail, rows: list[dict[str, Any]]) -> Score:
     """Precision and recall per document (labels) or per span (spans: overlapping, same
     entity type); the false-positive rate is per document with nothing to find."""
     score = Score()
     types = scored_types(guardrail)
     for row in rows:
-        findings = timed_scan(guardrail, row["text"], score)
+        findings = await timed_scan(guardrail, row["text"], score)
         if "spans" in row:
             gold = [
                 (s["start"], s["end"], s["entity_type"])

@@ -99,14 +99,14 @@ def test_block_in_a_stream_raises_a_gateway_error() -> None:
     assert KEY not in info.value.message
 
 
-def test_input_redaction_edits_a_copy() -> None:
+async def test_input_redaction_edits_a_copy() -> None:
     body: dict[str, Any] = {
         "model": "m",
         "messages": [{"role": "user", "content": [{"type": "text", "text": f"key {KEY}"}]}],
     }
     ctx = RequestContext("r", "POST", "/")
     ctx.request_body = body
-    guarded = guard_input(ctx, body, REDACTOR)
+    guarded = await guard_input(ctx, body, REDACTOR)
     assert guarded["messages"][0]["content"][0]["text"] == "key <OPENAI_API_KEY>"
     assert body["messages"][0]["content"][0]["text"] == f"key {KEY}"
     assert [(v.guardrail, v.action, v.entities) for v in ctx.verdicts] == [

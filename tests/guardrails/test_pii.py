@@ -56,17 +56,17 @@ def test_same_entities_as_presidio(presidio: AnalyzerEngine) -> None:
      "Serve on port 8080 and 443, retry after 30 seconds, batch size 4096.",
      "Meeting moved to 10:30 on 12/03/2025, room 4.12, build 20241105.1"],
 )  # fmt: skip
-def test_ordinary_numbers_pass(text: str) -> None:
-    assert PiiScanner("pii", PiiGuardrail(type="pii")).scan(text) == []
+async def test_ordinary_numbers_pass(text: str) -> None:
+    assert await PiiScanner("pii", PiiGuardrail(type="pii")).scan(text) == []
 
 
-def test_custom_entities() -> None:
+async def test_custom_entities() -> None:
     config = PiiGuardrail(
         type="pii",
         entities=("EMAIL_ADDRESS",),
         custom=(CustomEntity(entity="EMPLOYEE_ID", pattern=r"\bEMP-\d{6}\b"),),
     )
-    found = PiiScanner("pii", config).scan("ask EMP-123456 or a@b.io")
+    found = await PiiScanner("pii", config).scan("ask EMP-123456 or a@b.io")
     assert sorted(f.entity for f in found) == ["EMAIL_ADDRESS", "EMPLOYEE_ID"]
 
 

@@ -28,9 +28,9 @@ PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\nabc\n-----END RSA PRI
         (PEM, "PRIVATE_KEY"),
     ],
 )
-def test_secrets_are_found_with_exact_spans(secret: str, entity: str) -> None:
+async def test_secrets_are_found_with_exact_spans(secret: str, entity: str) -> None:
     text = f"my key is {secret} thanks"
-    (finding,) = SECRETS.scan(text)
+    (finding,) = await SECRETS.scan(text)
     assert text[finding.start : finding.end] == secret
     assert finding.entity in (entity, "ANTHROPIC_API_KEY")
 
@@ -46,8 +46,8 @@ def test_secrets_are_found_with_exact_spans(secret: str, entity: str) -> None:
         "xoxb-1",
     ],
 )
-def test_look_alikes_pass(text: str) -> None:
-    assert SECRETS.scan(text) == []
+async def test_look_alikes_pass(text: str) -> None:
+    assert await SECRETS.scan(text) == []
 
 
 def test_holdback_is_the_last_word_or_an_open_pem_block() -> None:
@@ -60,14 +60,14 @@ def test_holdback_is_the_last_word_or_an_open_pem_block() -> None:
     assert trailing_words("a b c ", 2) == 4
 
 
-def test_deny_list_keywords_phrases_and_patterns() -> None:
+async def test_deny_list_keywords_phrases_and_patterns() -> None:
     scanner = DenyListScanner(
         "deny",
         DenyListGuardrail(
             type="deny_list", keywords=("project titan", "nuclear"), patterns=(r"\bORD-\d{6}\b",)
         ),
     )
-    found = scanner.scan(
+    found = await scanner.scan(
         "About Project  Titan? no: project titan and NUCLEAR plans, ref ORD-123456, nuclearity"
     )
     assert [f.entity for f in found] == ["DENIED"] * 3
