@@ -50,6 +50,7 @@ class MockUpstream:
         self.behaviors: dict[str, Behavior] = {}
         self.requests: list[Seen] = []
         self.disconnects: list[str] = []  # models whose stream the client closed
+        self.webhook_texts: list[str] = []
         self.record = True
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -64,6 +65,7 @@ class MockUpstream:
         self.behaviors.clear()
         self.requests.clear()
         self.disconnects.clear()
+        self.webhook_texts.clear()
 
     def start(self) -> MockUpstream:
         ready = threading.Event()
@@ -99,6 +101,7 @@ class MockUpstream:
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self.azure_chat)
+        app.router.add_post("/guardrail", self.guardrail)
         return app
 
     # ---------------------------------------------------------------- handlers
@@ -141,6 +144,24 @@ class MockUpstream:
             }
         return web.Response(
             body=orjson.dumps(doc), status=behavior.status, content_type="application/json"
+        )
+
+    async def guardrail(self, request: web.Request) -> web.StreamResponse:
+        """A guardrail webhook: flags the word "forbidden"; "explode" fails, "stall" hangs."""
+        text = str((await request.json())["text"])
+        self.webhook_texts.append(text)
+        if "explode" in text:
+            return web.Response(status=500, text="boom")
+        if "stall" in text:
+            await asyncio.sleep(3)
+        start = text.find("forbidden")
+        if start < 0:
+            return web.json_response({"flagged": False})
+        return web.json_response(
+            {
+                "flagged": True,
+                "findings": [{"start": start, "end": start + 9, "entity": "FORBIDDEN"}],
+            }
         )
 
     async def chat(self, request: web.Request) -> web.StreamResponse:

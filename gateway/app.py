@@ -79,8 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             state.ready = False
             reloader.stop()
             await state.tasks.join(cancel=False)
-            for provider in state.runtime.providers.values():
-                await provider.aclose()
+            await state.runtime.aclose()
             for sink in state.sinks:
                 await sink.aclose()
 

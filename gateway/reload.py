@@ -60,7 +60,7 @@ class PolicyReloader:
         self.state.runtime = new
         self.generation += 1
         retired = old.retired_by(new)
-        old.retire(lambda: self._close_later(retired))
+        old.retire(lambda: self._close_later(old, retired))
         log.info("policy reloaded", extra={"fields": {"reason": reason, "source": loaded.source}})
         return True
 
@@ -73,9 +73,8 @@ class PolicyReloader:
         assert self.loop is not None, "the reloader has not started"
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
 
-    def _close_later(self, providers: list[Provider]) -> None:
-        for provider in providers:
-            self.state.tasks.spawn(provider.aclose(), f"close-retired-provider-{provider.name}")
+    def _close_later(self, runtime: Runtime, providers: list[Provider]) -> None:
+        self.state.tasks.spawn(runtime.aclose(providers), "close-retired-runtime")
 
     async def _watch(self, path: Path) -> None:
         folder, only = watch_target(path)

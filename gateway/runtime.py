@@ -83,6 +83,15 @@ class Runtime:
         kept = {id(p) for p in newer.providers.values()}
         return [p for p in self.providers.values() if id(p) not in kept]
 
+    async def aclose(self, providers: list[Provider] | None = None) -> None:
+        """Close the given providers (default: all) and guardrails holding connections."""
+        for provider in self.providers.values() if providers is None else providers:
+            await provider.aclose()
+        for guardrail in self.guardrails.values():
+            aclose = getattr(guardrail, "aclose", None)  # webhooks hold an HTTP pool
+            if aclose is not None:
+                await aclose()
+
     def acquire(self) -> None:
         self.inflight += 1
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from gateway.guardrails.scanners import DenyListScanner, Finding, LimitsScanner, SecretsScanner
+from gateway.guardrails.webhook import WebhookScanner
 from gateway.policy.models import GuardrailConfig
 
 
@@ -39,6 +40,7 @@ GUARDRAILS: dict[str, Callable[[str, Any], Guardrail]] = {
     "deny_list": DenyListScanner,
     "limits": LimitsScanner,
     "pii": pii_scanner,
+    "webhook": WebhookScanner,
 }
 
 

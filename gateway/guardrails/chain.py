@@ -105,7 +105,7 @@ async def scan_slots(guardrail: Guardrail, slots: list[tuple[Any, Any]], stage: 
     try:
         violation = guardrail.check_request(ctx.request_body or {}) if stage == "input" else None
         per_slot = [(slot, await guardrail.scan(slot[0][slot[1]])) for slot in slots]
-    except Exception:  # a scanner bug must not become a 500: fail open or closed
+    except Exception:  # a failing scanner or webhook must not become a 500: open or closed
         ctx.verdicts.append(
             Verdict(guardrail.name, stage, "error", {}, (time.perf_counter() - started) * 1000)
         )
@@ -203,16 +203,25 @@ class GuardedStream:
     async def release(self, text: str, final: bool) -> tuple[str, str]:
         """Split pending text into what may go now (scanned, redacted) and what waits."""
         cut = len(text) if final else min([len(text), *(g.holdback(text) for g in self.chain)])
+        if 0 < cut < len(text):
+            cut = await self.before_crossing(text, cut)
         slot = [[text[:cut]]]
-        for guardrail in self.chain:
-            findings = await guardrail.scan(text)
-            crossing = [f for f in findings if f.start < cut < f.end]
-            if crossing:  # an entity still being written: wait for all of it
-                cut = min(f.start for f in crossing)
-                slot = [[text[:cut]]]
+        if not cut:
+            return "", text
         for guardrail in self.chain:
             await scan_slots(guardrail, [(slot[0], 0)], "output", self.ctx)
         return slot[0][0], text[cut:]
+
+    async def before_crossing(self, text: str, cut: int) -> int:
+        """Move the cut before any match that straddles it (an entity still being written)."""
+        for guardrail in self.chain:
+            try:
+                findings = await guardrail.scan(text)
+            except Exception:  # scan_slots applies on_error when it scans the released text
+                continue
+            crossing = [f.start for f in findings if f.start < cut < f.end]
+            cut = min([cut, *crossing])
+        return cut
 
     async def aclose(self) -> None:
         await self.inner.aclose()

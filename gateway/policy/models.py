@@ -119,8 +119,25 @@ class PiiGuardrail(GuardrailBase):
     custom: tuple[CustomEntity, ...] = ()
 
 
+class WebhookGuardrail(GuardrailBase):
+    """POSTs `{"guardrail", "stage", "text"}`; the service answers `{"flagged": bool,
+    "findings": [{"start", "end", "entity"}]}` (findings optional: then the whole text)."""
+
+    type: Literal["webhook"]
+    url: str
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value!r})")
+        return value
+
+
 GuardrailConfig = Annotated[
-    SecretsGuardrail | DenyListGuardrail | LimitsGuardrail | PiiGuardrail,
+    SecretsGuardrail | DenyListGuardrail | LimitsGuardrail | PiiGuardrail | WebhookGuardrail,
     Field(discriminator="type"),
 ]
 

@@ -164,3 +164,51 @@ def test_pii_is_redacted_before_the_upstream_sees_it(gw: httpx.Client, mock: Moc
     assert r.status_code == 200
     sent = mock.requests[-1].body["messages"][0]["content"]
     assert sent == [{"type": "text", "text": "I am <EMAIL_ADDRESS>, call <PHONE_NUMBER>"}]
+
+
+@pytest.fixture
+def webhooked(write_policy: PolicyWriter, mock: MockUpstream) -> Iterator[httpx.Client]:
+    extra = f"""
+guardrails:
+  hook-closed: {{type: webhook, url: "{mock.base_url}/guardrail", timeout_s: 0.5, action: redact}}
+  hook-open: {{type: webhook, url: "{mock.base_url}/guardrail", timeout_s: 0.5, action: block, on_error: open}}
+"""
+    path = write_policy({"closed": ("mock", "up-closed"), "open": ("mock", "up-open")}, extra=extra)
+    text = path.read_text()
+    text = text.replace(
+        "    upstream_model: up-closed\n",
+        "    upstream_model: up-closed\n    guardrails: {input: [hook-closed], output: [hook-closed]}\n",
+    )
+    text = text.replace(
+        "    upstream_model: up-open\n",
+        "    upstream_model: up-open\n    guardrails: {input: [hook-open]}\n",
+    )
+    path.write_text(text)
+    with (
+        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
+        httpx.Client(base_url=server.base_url) as c,
+    ):
+        yield c
+
+
+def test_webhook_verdicts_apply_and_failures_follow_on_error(
+    webhooked: httpx.Client, mock: MockUpstream
+) -> None:
+    r = webhooked.post("/v1/chat/completions", json=chat("closed", "this is forbidden stuff"))
+    assert r.status_code == 200
+    assert mock.requests[-1].body["messages"][0]["content"] == "this is <FORBIDDEN> stuff"
+    assert mock.webhook_texts[0] == "this is forbidden stuff"
+    r = webhooked.post("/v1/chat/completions", json=chat("open", "forbidden"))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "guardrail_hook-open"
+    # failures: closed blocks, open passes; a stalled webhook times out the same way
+    for text in ("please explode", "please stall"):
+        assert webhooked.post("/v1/chat/completions", json=chat("closed", text)).status_code == 400
+        assert webhooked.post("/v1/chat/completions", json=chat("open", text)).status_code == 200
+    # output through the webhook, streamed: it rules on the whole answer
+    mock.behave("up-closed", Behavior(text="a forbidden answer"))
+    streamed = webhooked.post("/v1/chat/completions", json=chat("closed", "hi", stream=True)).text
+    chunks = [orjson.loads(e[6:]) for e in streamed.split("\n\n") if e.startswith("data: {")]
+    assert (
+        "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        == "a <FORBIDDEN> answer"
+    )
