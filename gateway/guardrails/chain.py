@@ -34,6 +34,7 @@ class Verdict:
     action: str  # pass | block | redact | warn | log | error
     entities: dict[str, int]
     latency_ms: float
+    started_unix: float = 0.0
 
 
 SEVERITY = {"pass": 0, "log": 1, "warn": 2, "redact": 3, "error": 4, "block": 5}
@@ -46,6 +47,7 @@ def summarize(verdicts: list[Verdict]) -> list[dict[str, Any]]:
     for v in verdicts:
         entry = merged.setdefault((v.guardrail, v.stage), {
             "guardrail": v.guardrail, "stage": v.stage, "action": "pass", "entities": {}, "ms": 0.0,
+            "start": v.started_unix,
         })  # fmt: skip
         if SEVERITY[v.action] > SEVERITY[entry["action"]]:
             entry["action"] = v.action
@@ -100,15 +102,14 @@ def text_slots(body: dict[str, Any]) -> Iterator[tuple[dict[str, Any] | list[Any
 async def scan_slots(guardrail: Guardrail, slots: list[tuple[Any, Any]], stage: str,
                ctx: RequestContext) -> list[Finding]:  # fmt: skip
     """Apply one guardrail to text slots in place; record its verdict; raise on block."""
-    started = time.perf_counter()
+    started, started_unix = time.perf_counter(), time.time()
     found: list[Finding] = []
     try:
         violation = guardrail.check_request(ctx.request_body or {}) if stage == "input" else None
         per_slot = [(slot, await guardrail.scan(slot[0][slot[1]])) for slot in slots]
     except Exception:  # a failing scanner or webhook must not become a 500: open or closed
-        ctx.verdicts.append(
-            Verdict(guardrail.name, stage, "error", {}, (time.perf_counter() - started) * 1000)
-        )
+        elapsed = (time.perf_counter() - started) * 1000
+        ctx.verdicts.append(Verdict(guardrail.name, stage, "error", {}, elapsed, started_unix))
         if guardrail.on_error == "closed":
             raise GuardrailBlocked(guardrail.name, stage, "scanner error") from None
         return []
@@ -117,10 +118,9 @@ async def scan_slots(guardrail: Guardrail, slots: list[tuple[Any, Any]], stage: 
     if violation is not None:
         found.append(Finding(0, 0, "LIMIT"))
     action = guardrail.action if found else "pass"
+    elapsed = (time.perf_counter() - started) * 1000
     ctx.verdicts.append(
-        Verdict(
-            guardrail.name, stage, action, counts(found), (time.perf_counter() - started) * 1000
-        )
+        Verdict(guardrail.name, stage, action, counts(found), elapsed, started_unix)
     )
     if not found:
         return []

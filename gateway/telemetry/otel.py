@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.status import Status, StatusCode
 
 from gateway import __version__
-from gateway.context import Attempt, RequestContext
+from gateway.context import Attempt, RequestContext, new_span_id
 from gateway.guardrails.chain import strongest, summarize
 from gateway.telemetry.metrics import OTelMetrics, PrometheusMetrics
 
@@ -124,8 +124,11 @@ class OTelSink:
     def _record(self, ctx: RequestContext) -> None:
         end = ctx.started_unix + ctx.latency_s
         common = self._genai_attributes(ctx)
+        verdicts = summarize(ctx.verdicts)
         if self.spans is not None:
             self.spans.on_end(self._server_span(ctx, end))
+            for verdict in verdicts:
+                self.spans.on_end(self._guardrail_span(ctx, verdict))
             for i, attempt in enumerate(ctx.attempts):
                 last = i == len(ctx.attempts) - 1
                 self.spans.on_end(self._client_span(ctx, attempt, common, end if last else None))
@@ -133,7 +136,7 @@ class OTelSink:
                   "gen_ai.provider.name": common.get("gen_ai.provider.name", ""),
                   "gateway.key_id": ctx.key_id or ""}  # fmt: skip
         self._metric("gateway.requests", 1, labels)
-        for verdict in summarize(ctx.verdicts):
+        for verdict in verdicts:
             labels = {
                 "gateway.guardrail": verdict["guardrail"],
                 "gateway.guardrail.action": verdict["action"],
@@ -240,6 +243,27 @@ class OTelSink:
             name, self._context(ctx, attempt.span_id), self._context(ctx, ctx.span_id),
             self.resource, attrs, kind=SpanKind.CLIENT, status=status,
             start_time=ns(attempt.started_unix), end_time=ns(end), instrumentation_scope=SCOPE,
+        )  # fmt: skip
+
+    def _guardrail_span(self, ctx: RequestContext, verdict: dict[str, Any]) -> ReadableSpan:
+        attrs = {
+            "gen_ai.operation.name": "apply_guardrail",
+            "gateway.guardrail.name": verdict["guardrail"],
+            "gateway.guardrail.stage": verdict["stage"],
+            "gateway.guardrail.action": verdict["action"],
+            "gateway.guardrail.entities": [
+                f"{k}:{n}" for k, n in sorted(verdict["entities"].items())
+            ],
+        }
+        start = verdict["start"] or ctx.started_unix
+        status = (
+            Status(StatusCode.ERROR) if verdict["action"] == "error" else Status(StatusCode.UNSET)
+        )
+        return ReadableSpan(
+            f"apply_guardrail {verdict['guardrail']}", self._context(ctx, new_span_id()),
+            self._context(ctx, ctx.span_id), self.resource, attrs, kind=SpanKind.INTERNAL,
+            status=status, start_time=ns(start), end_time=ns(start + verdict["ms"] / 1000),
+            instrumentation_scope=SCOPE,
         )  # fmt: skip
 
     @staticmethod

@@ -57,4 +57,8 @@ def content_rows(ctx: RequestContext) -> list[Row]:
 
 
 def guardrail_json(ctx: RequestContext) -> str | None:
-    return orjson.dumps(summarize(ctx.verdicts)).decode() if ctx.verdicts else None
+    if not ctx.verdicts:
+        return None
+    return orjson.dumps(
+        [{k: v for k, v in s.items() if k != "start"} for s in summarize(ctx.verdicts)]
+    ).decode()

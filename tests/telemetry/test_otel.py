@@ -171,7 +171,7 @@ def test_prometheus_scrape(
 ) -> None:
     client.post("/v1/chat/completions", json=CHAT)
     deadline = time.monotonic() + 5  # recorded off the event loop, just after the response
-    while "gen_ai_client_token_usage" not in (text := client.get("/metrics").text):
+    while 'gen_ai_token_type="input"' not in (text := client.get("/metrics").text):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert "gen_ai_client_token_usage" in text
@@ -193,3 +193,37 @@ async def test_a_full_recorder_queue_drops_and_counts(monkeypatch: pytest.Monkey
     assert time.perf_counter() - started < 0.05  # never waits for the recorder
     assert sink.dropped >= 45
     await sink.aclose()
+
+
+def test_guardrail_verdicts_are_spans(
+    otel_env: pytest.MonkeyPatch, write_policy: PolicyWriter, mock: MockUpstream
+) -> None:
+    key = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
+    path = write_policy(
+        {"gpt": ("mock", "up-gpt")},
+        extra="guardrails:\n  secrets: {type: secrets, action: redact}\n",
+    )
+    path.write_text(
+        path.read_text().replace(
+            "    upstream_model: up-gpt\n",
+            "    upstream_model: up-gpt\n    guardrails: {input: [secrets]}\n",
+        )
+    )
+    with HttpReceiver() as receiver:
+        otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        with (
+            GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as gw,
+            httpx.Client(base_url=gw.base_url) as c,
+        ):
+            c.post(
+                "/v1/chat/completions",
+                json={"model": "gpt", "messages": [{"role": "user", "content": f"key {key}"}]},
+            )
+        wait_for(receiver.received, 3)
+    server = next(s for s in receiver.received.spans if s.kind == SERVER)
+    guard = next(s for s in receiver.received.spans if s.name == "apply_guardrail secrets")
+    assert guard.kind == 1 and guard.parent_span_id == server.span_id  # INTERNAL, under the request
+    assert guard.attributes["gateway.guardrail.action"] == "redact"
+    assert guard.attributes["gateway.guardrail.entities"] == ["OPENAI_API_KEY:1"]
+    assert server.start_ns <= guard.start_ns <= guard.end_ns <= server.end_ns
+    assert key not in str([s.attributes for s in receiver.received.spans])
