@@ -8,9 +8,27 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 ProviderType = Literal["openai", "azure", "anthropic"]
+
+
+def http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https:// (got {value!r})")
+    return value.rstrip("/")
+
+
+def regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return pattern
+
+
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+Regex = Annotated[str, AfterValidator(regex)]
 
 
 class Strict(BaseModel):
@@ -19,7 +37,7 @@ class Strict(BaseModel):
 
 class ProviderConfig(Strict):
     type: ProviderType
-    base_url: str
+    base_url: HttpUrl
     api_key: SecretStr | None = None
     timeout_s: float = Field(default=60.0, gt=0)
     connect_timeout_s: float = Field(default=10.0, gt=0)
@@ -38,13 +56,6 @@ class ProviderConfig(Strict):
         return (
             value.isoformat() if isinstance(value, date) else value
         )  # YAML reads 2024-10-21 as a date
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https:// (got {value!r})")
-        return value.rstrip("/")
 
 
 class PriceConfig(Strict):
@@ -72,17 +83,7 @@ class SecretsGuardrail(GuardrailBase):
 class DenyListGuardrail(GuardrailBase):
     type: Literal["deny_list"]
     keywords: tuple[str, ...] = ()  # case-insensitive, whole words or phrases
-    patterns: tuple[str, ...] = ()  # regular expressions
-
-    @field_validator("patterns")
-    @classmethod
-    def _compiles(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-        return patterns
+    patterns: tuple[Regex, ...] = ()  # regular expressions
 
 
 class LimitsGuardrail(GuardrailBase):
@@ -99,17 +100,8 @@ PII_ENTITIES: tuple[PiiEntity, ...] = get_args(PiiEntity)
 
 class CustomEntity(Strict):
     entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
-    pattern: str
+    pattern: Regex
     score: float = Field(default=0.9, gt=0, le=1)
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, pattern: str) -> str:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
-        return pattern
 
 
 class PiiGuardrail(GuardrailBase):
@@ -124,16 +116,9 @@ class WebhookGuardrail(GuardrailBase):
     "findings": [{"start", "end", "entity"}]}` (findings optional: then the whole text)."""
 
     type: Literal["webhook"]
-    url: str
+    url: HttpUrl
     timeout_s: float = Field(default=2.0, gt=0, le=60)
     headers: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https:// (got {value!r})")
-        return value
 
 
 GuardrailConfig = Annotated[

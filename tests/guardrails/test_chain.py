@@ -1,7 +1,6 @@
 """The chain on whole responses and on streams split at every possible boundary."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -13,39 +12,13 @@ from gateway.guardrails import build_guardrail
 from gateway.guardrails.chain import GuardedStream, guard_input, redact
 from gateway.guardrails.scanners import Finding
 from gateway.policy.models import DenyListGuardrail, SecretsGuardrail
+from tests.guardrails.streams import FakeStream
 
 KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
 ANSWER = f"Sure. Your key {KEY} is set; project titan starts now."
 REDACTOR = [build_guardrail("secrets", SecretsGuardrail(type="secrets", action="redact")),
             build_guardrail("deny", DenyListGuardrail(type="deny_list", action="redact", keywords=("project titan",)))]  # fmt: skip
 EXPECTED = "Sure. Your key <OPENAI_API_KEY> is set; <DENIED> starts now."
-
-
-class FakeStream:
-    def __init__(self, pieces: list[str]) -> None:
-        self.pieces = pieces
-        self.headers: dict[str, str] = {}
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield orjson.dumps(
-            {
-                "choices": [
-                    {
-                        "index": 0,
-                        "delta": {"role": "assistant", "content": ""},
-                        "finish_reason": None,
-                    }
-                ]
-            }
-        )
-        for piece in self.pieces:
-            yield orjson.dumps(
-                {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-            )
-        yield orjson.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-
-    async def aclose(self) -> None:
-        return None
 
 
 def run(pieces: list[str], chain: list = REDACTOR) -> list[str]:  # type: ignore[type-arg]

@@ -4,7 +4,6 @@ ordinary numbers alone."""
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -16,6 +15,7 @@ from gateway.context import RequestContext
 from gateway.guardrails.chain import GuardedStream
 from gateway.guardrails.pii import RECOGNIZERS, PiiScanner
 from gateway.policy.models import CustomEntity, PiiGuardrail
+from tests.guardrails.streams import FakeStream
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "pii_generated.jsonl"
 ROWS = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
@@ -70,22 +70,6 @@ async def test_custom_entities() -> None:
     assert sorted(f.entity for f in found) == ["EMAIL_ADDRESS", "EMPLOYEE_ID"]
 
 
-class Pieces:
-    def __init__(self, pieces: list[str]) -> None:
-        self.pieces = pieces
-        self.headers: dict[str, str] = {}
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for piece in self.pieces:
-            yield orjson.dumps(
-                {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-            )
-        yield orjson.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-
-    async def aclose(self) -> None:
-        return None
-
-
 def test_no_pii_character_reaches_the_client_at_any_chunk_boundary() -> None:
     answer = (
         "Reach Jane at jane.doe@example.com or +1 415 555 0132, card 4111-1111-1111-1111 thanks."
@@ -96,7 +80,7 @@ def test_no_pii_character_reaches_the_client_at_any_chunk_boundary() -> None:
     async def stream(pieces: list[str]) -> str:
         out = []
         async for payload in GuardedStream(
-            RequestContext("r", "POST", "/"), Pieces(pieces), [scanner]
+            RequestContext("r", "POST", "/"), FakeStream(pieces), [scanner]
         ):
             out += [c["delta"].get("content") or "" for c in orjson.loads(payload)["choices"]]
         return "".join(out)
