@@ -6,12 +6,18 @@ included) and must never raise or block; `aclose` flushes on shutdown.
 
 from __future__ import annotations
 
-import logging
-from typing import Protocol
+import asyncio
+import queue
+import sys
+import threading
+import time
+from typing import Any, Protocol, TextIO, TypeVar
+
+import orjson
 
 from gateway.context import RequestContext
 
-access_log = logging.getLogger("gateway.access")
+T = TypeVar("T")
 
 
 class TelemetrySink(Protocol):
@@ -21,10 +27,19 @@ class TelemetrySink(Protocol):
 
 
 class AccessLogSink:
-    """One structured JSON access line per request."""
+    """One structured JSON access line per request, in the same shape as every other log
+    line. The request path only queues a small tuple; a writer thread formats lines with
+    orjson and writes them in batches (through the `logging` module this cost a quarter of
+    the gateway's throughput at 20 concurrent requests)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self._queue: queue.SimpleQueue[tuple[float, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
+        self._thread.start()
 
     def record(self, ctx: RequestContext) -> None:
-        extra = {
+        fields: dict[str, Any] = {
             "request_id": ctx.request_id,
             "method": ctx.method,
             "path": ctx.path,
@@ -34,15 +49,52 @@ class AccessLogSink:
         for key in ("model", "provider", "upstream_model", "key_id", "error_type"):
             value = getattr(ctx, key)
             if value is not None:
-                extra[key] = value
+                fields[key] = value
         if ctx.stream:
-            extra["stream"] = True
+            fields["stream"] = True
         if ctx.client_disconnected:
-            extra["client_disconnected"] = True
-        access_log.info("request", extra={"fields": extra})
+            fields["client_disconnected"] = True
+        self._queue.put((time.time(), fields))
+
+    def _run(self) -> None:
+        running = True
+        while running:
+            batch = drain(self._queue)
+            running = None not in batch
+            lines = [
+                line(at, fields) for item in batch if item is not None for at, fields in (item,)
+            ]
+            try:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+            except (OSError, ValueError):  # stderr closed: logging must not take the gateway down
+                pass
 
     async def aclose(self) -> None:
-        return None
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+
+
+BATCH_INTERVAL_S = 0.02
+
+
+def drain(items: queue.SimpleQueue[T] | queue.Queue[T]) -> list[T]:
+    """Block for one item, give others BATCH_INTERVAL_S to pile up, then take them all:
+    a telemetry thread wakes (and takes the GIL from the event loop) per batch, not per
+    request."""
+    batch = [items.get()]
+    time.sleep(BATCH_INTERVAL_S)
+    while True:
+        try:
+            batch.append(items.get_nowait())
+        except queue.Empty:
+            return batch
+
+
+def line(at: float, fields: dict[str, Any]) -> str:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+    head = {"ts": stamp, "level": "info", "logger": "gateway.access", "msg": "request"}
+    return orjson.dumps({**head, **fields}).decode() + "\n"
 
 
 SINKS: dict[str, type[TelemetrySink]] = {"log": AccessLogSink}

@@ -29,6 +29,7 @@ from opentelemetry.trace.status import Status, StatusCode
 from gateway import __version__
 from gateway.context import Attempt, RequestContext, new_span_id
 from gateway.guardrails.chain import strongest, summarize
+from gateway.telemetry import drain
 from gateway.telemetry.metrics import OTelMetrics, PrometheusMetrics
 
 log = logging.getLogger("gateway.telemetry")
@@ -115,11 +116,16 @@ class OTelSink:
             backend.record(name, value, labels)
 
     def _run(self) -> None:
-        while (ctx := self._queue.get()) is not None:
-            try:
-                self._record(ctx)
-            except Exception:  # telemetry never raises, nor stops recording
-                log.exception("could not record OpenTelemetry data")
+        running = True
+        while running:
+            for ctx in drain(self._queue):
+                if ctx is None:
+                    running = False
+                    continue
+                try:
+                    self._record(ctx)
+                except Exception:  # telemetry never raises, nor stops recording
+                    log.exception("could not record OpenTelemetry data")
 
     def _record(self, ctx: RequestContext) -> None:
         end = ctx.started_unix + ctx.latency_s
