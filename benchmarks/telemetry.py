@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -146,13 +147,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--writer-rows", type=int, default=300_000)
+    parser.add_argument("--writer-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     n, rows, writer_rows = (
         (100, 100_000, 20_000) if args.smoke else (args.requests, args.rows, args.writer_rows)
     )
     with tempfile.TemporaryDirectory() as tmp:
+        if args.writer_only:
+            writer(writer_rows, Path(tmp))
+            return
         overhead(n, Path(tmp))
-        writer(writer_rows, Path(tmp))
+        # the writer in a fresh process, so the phases before it leave nothing behind
+        command = [sys.executable, "-m", "benchmarks.telemetry", "--writer-only"]
+        subprocess.run([*command, "--writer-rows", str(writer_rows)], check=True, timeout=600)
         queries(rows, Path(tmp))
 
 
