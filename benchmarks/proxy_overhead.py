@@ -146,6 +146,16 @@ def report(
     }  # fmt: skip
 
 
+def report_floor(mock_port: int, n: int) -> None:
+    """A bare ASGI + aiohttp proxy on uvicorn: what any gateway here pays before its logic."""
+    floor_port = free_port()
+    command = [sys.executable, "-m", "benchmarks.floor_app", str(floor_port), str(mock_port)]
+    with process(command, lambda: answers(floor_port)):
+        seq = sequential({"direct": mock_port, "floor": floor_port}, n, stream=False)
+    added = (statistics.median(seq["floor"]) - statistics.median(seq["direct"])) * 1000
+    print(f"floor (bare ASGI + aiohttp on uvicorn): median added {added:.3f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -158,6 +168,7 @@ def main() -> None:
         "--gateway-arg", action="append", default=[], help="extra `gateway serve` flag"
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--floor", action="store_true", help="also measure benchmarks.floor_app")
     args = parser.parse_args()
     n, duration = (200, 1.0) if args.smoke else (args.requests, args.duration)
 
@@ -173,6 +184,8 @@ def main() -> None:
             process(gw_cmd, lambda: answers(gw_port)),
         ):
             ports = {"direct": mock_port, "gateway": gw_port}
+            if args.floor:
+                report_floor(mock_port, n)
             seq = sequential(ports, n, stream=False)
             ttft = sequential(ports, n // 2, stream=True)
             tput = {name: load(port, args.concurrency, duration) for name, port in ports.items()}
