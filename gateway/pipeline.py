@@ -57,7 +57,9 @@ def resolve_prompt(runtime: Runtime, call: ParsedRequest) -> None:
 async def guard_input(runtime: Runtime, ctx: RequestContext, call: ParsedRequest) -> None:
     """The model's input guardrails, in order: block, redact (before the upstream sees
     the text), warn or log."""
-    call.body = await guardrails.guard_input(ctx, call.body, runtime.chain(call.model, "input"))
+    call.body = await guardrails.guard_input(
+        ctx, call.body, runtime.chain(call.model, "input", ctx.key_id)
+    )
 
 
 def route(runtime: Runtime, ctx: RequestContext, call: ParsedRequest) -> list[Target]:
@@ -122,7 +124,9 @@ async def guard_output(
     runtime: Runtime, ctx: RequestContext, result: Completion | ChunkStream
 ) -> Completion | ChunkStream:
     """The model's output guardrails: on a whole response now, on a stream as it flows."""
-    return await guardrails.guard_output(ctx, result, runtime.chain(ctx.model or "", "output"))
+    return await guardrails.guard_output(
+        ctx, result, runtime.chain(ctx.model or "", "output", ctx.key_id)
+    )
 
 
 def record(ctx: RequestContext, result: Completion | ChunkStream) -> Response:

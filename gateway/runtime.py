@@ -32,6 +32,7 @@ class Runtime:
         self.policy: Policy = loaded.policy
         self.created = int(time.time())
         self.keys = KeyChecker(self.policy.auth)
+        self.keys_by_id = {key.id: key for key in self.policy.auth.keys}
         self.providers: dict[str, Provider] = {
             name: reuse.providers[name]
             if reuse is not None and reuse.policy.providers.get(name) == config
@@ -72,10 +73,14 @@ class Runtime:
             for cfg in (self.policy.models[alias],)
         ]
 
-    def chain(self, model_id: str, stage: str) -> list[Guardrail]:
-        """The guardrails a model runs on its input or output, in the policy's order."""
+    def chain(self, model_id: str, stage: str, key_id: str | None = None) -> list[Guardrail]:
+        """The guardrails for a model's input or output, in the policy's order: the model's
+        own, then those of the gateway key the request came with."""
         config = self.policy.models.get(model_id)
-        names = getattr(config.guardrails, stage) if config is not None else ()
+        names = list(getattr(config.guardrails, stage)) if config is not None else []
+        key = self.keys_by_id.get(key_id or "")
+        if key is not None:
+            names += [n for n in getattr(key.guardrails, stage) if n not in names]
         return [self.guardrails[name] for name in names]
 
     def retired_by(self, newer: Runtime) -> list[Provider]:

@@ -144,6 +144,7 @@ class ModelConfig(Strict):
 class ApiKey(Strict):
     id: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    guardrails: ModelGuardrails = ModelGuardrails()  # run after the model's own, for this key
 
 
 class AuthConfig(Strict):
@@ -198,11 +199,15 @@ def cross_reference_errors(policy: Policy) -> list[tuple[tuple[str | int, ...], 
     for name, provider in policy.providers.items():
         if provider.type == "azure" and provider.api_key is None:
             errors.append((("providers", name, "api_key"), "azure needs an api_key"))
-    for name, model in policy.models.items():
+    owners: list[tuple[tuple[str | int, ...], ModelGuardrails]] = [
+        (("models", name), model.guardrails) for name, model in policy.models.items()
+    ]
+    owners += [(("auth", "keys", i), key.guardrails) for i, key in enumerate(policy.auth.keys)]
+    for owner, chains in owners:
         for stage in ("input", "output"):
-            for i, guardrail in enumerate(getattr(model.guardrails, stage)):
+            for i, guardrail in enumerate(getattr(chains, stage)):
                 if guardrail not in policy.guardrails:
-                    path = ("models", name, "guardrails", stage, i)
+                    path = (*owner, "guardrails", stage, i)
                     errors.append((path, f"unknown guardrail {guardrail!r}"))
     seen: set[str] = set()
     for i, key in enumerate(policy.auth.keys):

@@ -212,3 +212,46 @@ def test_webhook_verdicts_apply_and_failures_follow_on_error(
         "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
         == "a <FORBIDDEN> answer"
     )
+
+
+def test_per_key_chains_add_to_the_models(write_policy: PolicyWriter, mock: MockUpstream) -> None:
+    from gateway.auth import hash_key
+
+    keys = f"""
+auth:
+  keys:
+    - {{id: strict-team, sha256: {hash_key("key-a")}, guardrails: {{input: [secrets-block]}}}}
+    - {{id: other-team, sha256: {hash_key("key-b")}}}
+"""
+    path = write_policy({"plain": ("mock", "up-plain")}, extra=GUARDRAILS + keys)
+    with (
+        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
+        httpx.Client(base_url=server.base_url) as c,
+    ):
+        body = chat("plain", f"here: {KEY}")
+        blocked = c.post(
+            "/v1/chat/completions", json=body, headers={"authorization": "Bearer key-a"}
+        )
+        assert (
+            blocked.status_code == 400
+            and blocked.json()["error"]["code"] == "guardrail_secrets-block"
+        )
+        assert (
+            c.post(
+                "/v1/chat/completions", json=body, headers={"authorization": "Bearer key-b"}
+            ).status_code
+            == 200
+        )
+
+
+def test_unknown_guardrail_on_a_key_is_a_policy_error() -> None:
+    from gateway.policy.loader import PolicyError, parse_texts
+
+    text = (
+        "version: 1\nauth:\n  keys:\n    - id: a\n      sha256: '"
+        + "0" * 64
+        + "'\n      guardrails: {input: [nope]}\n"
+    )
+    with pytest.raises(PolicyError) as info:
+        parse_texts([("p.yaml", text)], {})
+    assert str(info.value) == "p.yaml:6: auth.keys[0].guardrails.input[0]: unknown guardrail 'nope'"
