@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from gateway.guardrails.json_schema import JsonSchemaScanner
 from gateway.guardrails.scanners import DenyListScanner, Finding, LimitsScanner, SecretsScanner
 from gateway.guardrails.webhook import WebhookScanner
 from gateway.policy.models import GuardrailConfig
@@ -22,7 +23,9 @@ class Guardrail(Protocol):
     def check_request(self, body: dict[str, Any]) -> str | None:
         """A request-level violation (limits), described; None when there is none."""
 
-    async def scan(self, text: str) -> list[Finding]: ...
+    async def scan(self, text: str, request: dict[str, Any] | None = None) -> list[Finding]:
+        """Findings in `text`; `request` is the client's request body, for scanners that
+        judge an answer against what was asked (JSON schema)."""
 
     def holdback(self, text: str) -> int:
         """Where, in a stream's pending text, output must wait until more arrives."""
@@ -41,6 +44,7 @@ GUARDRAILS: dict[str, Callable[[str, Any], Guardrail]] = {
     "limits": LimitsScanner,
     "pii": pii_scanner,
     "webhook": WebhookScanner,
+    "json_schema": JsonSchemaScanner,
 }
 
 

@@ -106,7 +106,8 @@ async def scan_slots(guardrail: Guardrail, slots: list[tuple[Any, Any]], stage: 
     found: list[Finding] = []
     try:
         violation = guardrail.check_request(ctx.request_body or {}) if stage == "input" else None
-        per_slot = [(slot, await guardrail.scan(slot[0][slot[1]])) for slot in slots]
+        request = ctx.request_body
+        per_slot = [(slot, await guardrail.scan(slot[0][slot[1]], request)) for slot in slots]
     except Exception:  # a failing scanner or webhook must not become a 500: open or closed
         elapsed = (time.perf_counter() - started) * 1000
         ctx.verdicts.append(Verdict(guardrail.name, stage, "error", {}, elapsed, started_unix))
@@ -216,7 +217,7 @@ class GuardedStream:
         """Move the cut before any match that straddles it (an entity still being written)."""
         for guardrail in self.chain:
             try:
-                findings = await guardrail.scan(text)
+                findings = await guardrail.scan(text, self.ctx.request_body)
             except Exception:  # scan_slots applies on_error when it scans the released text
                 continue
             crossing = [f.start for f in findings if f.start < cut < f.end]

@@ -116,7 +116,7 @@ class PiiScanner:
         kept = [r for r in results if r.score >= self.threshold]
         return list(EntityRecognizer.remove_duplicates(kept))
 
-    async def scan(self, text: str) -> list[Finding]:
+    async def scan(self, text: str, request: dict[str, Any] | None = None) -> list[Finding]:
         return list(self._scan_cached(text))
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 (one scanner per policy; chats resend history)

@@ -62,7 +62,7 @@ class SecretsScanner:
     def check_request(self, body: dict[str, Any]) -> str | None:
         return None
 
-    async def scan(self, text: str) -> list[Finding]:
+    async def scan(self, text: str, request: dict[str, Any] | None = None) -> list[Finding]:
         return [
             Finding(m.start(), m.end(), m.lastgroup or "SECRET")
             for m in self._pattern.finditer(text)
@@ -91,7 +91,7 @@ class DenyListScanner:
     def check_request(self, body: dict[str, Any]) -> str | None:
         return None
 
-    async def scan(self, text: str) -> list[Finding]:
+    async def scan(self, text: str, request: dict[str, Any] | None = None) -> list[Finding]:
         if self._pattern is None:
             return []
         return [Finding(m.start(), m.end(), "DENIED") for m in self._pattern.finditer(text)]
@@ -124,7 +124,7 @@ class LimitsScanner:
                 return f"{count} input tokens (limit {config.max_input_tokens})"
         return None
 
-    async def scan(self, text: str) -> list[Finding]:
+    async def scan(self, text: str, request: dict[str, Any] | None = None) -> list[Finding]:
         return []
 
     def holdback(self, text: str) -> int:

@@ -26,7 +26,7 @@ class WebhookScanner:
     def check_request(self, body: dict[str, Any]) -> str | None:
         return None
 
-    async def scan(self, text: str) -> list[Finding]:
+    async def scan(self, text: str, request: dict[str, Any] | None = None) -> list[Finding]:
         payload = {"guardrail": self.name, "text": text}
         try:
             response = await self.client.post(self.config.url, json=payload)

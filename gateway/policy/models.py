@@ -121,8 +121,20 @@ class WebhookGuardrail(GuardrailBase):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
+class JsonSchemaGuardrail(GuardrailBase):
+    """The answer must match the request's `response_format.json_schema` (output only)."""
+
+    type: Literal["json_schema"]
+    action: Literal["block", "warn", "log"] = "block"  # nothing to redact in a whole document
+
+
 GuardrailConfig = Annotated[
-    SecretsGuardrail | DenyListGuardrail | LimitsGuardrail | PiiGuardrail | WebhookGuardrail,
+    SecretsGuardrail
+    | DenyListGuardrail
+    | LimitsGuardrail
+    | PiiGuardrail
+    | WebhookGuardrail
+    | JsonSchemaGuardrail,
     Field(discriminator="type"),
 ]
 

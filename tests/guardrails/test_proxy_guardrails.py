@@ -255,3 +255,48 @@ def test_unknown_guardrail_on_a_key_is_a_policy_error() -> None:
     with pytest.raises(PolicyError) as info:
         parse_texts([("p.yaml", text)], {})
     assert str(info.value) == "p.yaml:6: auth.keys[0].guardrails.input[0]: unknown guardrail 'nope'"
+
+
+def test_json_schema_guardrail_checks_answers_against_the_requested_schema(
+    write_policy: PolicyWriter, mock: MockUpstream
+) -> None:
+    path = write_policy(
+        {"structured": ("mock", "up-structured")},
+        extra="guardrails:\n  schema: {type: json_schema}\n",
+    )
+    path.write_text(
+        path.read_text().replace(
+            "    upstream_model: up-structured\n",
+            "    upstream_model: up-structured\n    guardrails: {output: [schema]}\n",
+        )
+    )
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "city",
+            "schema": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+    asked = chat("structured", "capital of France?", response_format=response_format)
+    with (
+        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
+        httpx.Client(base_url=server.base_url) as c,
+    ):
+        mock.behave("up-structured", Behavior(text='{"city": "Paris"}'))
+        assert c.post("/v1/chat/completions", json=asked).status_code == 200
+        mock.behave("up-structured", Behavior(text='{"town": "Paris"}'))
+        r = c.post("/v1/chat/completions", json=asked)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "guardrail_schema"
+        assert "SCHEMA_VIOLATION" in r.json()["error"]["message"]
+        streamed = c.post("/v1/chat/completions", json={**asked, "stream": True}).text
+        last = orjson.loads([e for e in streamed.split("\n\n") if e][-1][6:])
+        assert last["error"]["code"] == "guardrail_schema"
+        mock.behave("up-structured", Behavior(text="Paris, of course"))
+        assert c.post("/v1/chat/completions", json=asked).status_code == 400  # not JSON at all
+        assert (
+            c.post("/v1/chat/completions", json=chat("structured", "hi")).status_code == 200
+        )  # no schema asked
