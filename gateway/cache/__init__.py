@@ -1,6 +1,8 @@
 """Response caching: the `Cache` extension point.
 
-`NoCache` is the policy default: every lookup misses and nothing is stored.
+`NoCache` is what runs until a policy can configure a cache: every lookup is a bypass
+and nothing is stored. Cache types will come from a registry keyed by the policy's `type`,
+as providers and guardrails do.
 """
 
 from __future__ import annotations
@@ -27,6 +29,3 @@ class NoCache:
 
     async def put(self, ctx: RequestContext, call: ParsedRequest, completion: Completion) -> None:
         return None
-
-
-CACHES: dict[str, type[Cache]] = {"none": NoCache}

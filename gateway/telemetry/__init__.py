@@ -95,6 +95,3 @@ def line(at: float, fields: dict[str, Any]) -> str:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
     head = {"ts": stamp, "level": "info", "logger": "gateway.access", "msg": "request"}
     return orjson.dumps({**head, **fields}).decode() + "\n"
-
-
-SINKS: dict[str, type[TelemetrySink]] = {"log": AccessLogSink}
