@@ -42,12 +42,20 @@ models:
 """
 
 
-def model_lines(models: dict[str, tuple[str, str]], fallbacks: dict[str, list[str]]) -> str:
+def model_lines(
+    models: dict[str, tuple[str, str]],
+    fallbacks: dict[str, list[str]],
+    guardrails: dict[str, str] | None = None,
+) -> str:
+    """YAML for `models:`; `guardrails` maps a model to its inline chains, e.g.
+    `{input: [pii], output: [secrets]}`."""
     lines = []
     for name, (provider, upstream) in models.items():
         lines += [f"  {name}:", f"    provider: {provider}", f"    upstream_model: {upstream}"]
         if name in fallbacks:
             lines.append(f"    fallbacks: [{', '.join(fallbacks[name])}]")
+        if guardrails and name in guardrails:
+            lines.append(f"    guardrails: {guardrails[name]}")
     return "\n".join(lines)
 
 
@@ -119,12 +127,13 @@ def write_policy(tmp_path: Path, mock: MockUpstream) -> PolicyWriter:
         fallbacks: dict[str, list[str]] | None = None,
         extra: str = "",
         name: str = "policy.yaml",
+        guardrails: dict[str, str] | None = None,
     ) -> Path:
         text = (
             POLICY.format(
                 mock=mock.base_url,
                 dead_port=free_port(),
-                models=model_lines(models or DEFAULT_MODELS, fallbacks or {}),
+                models=model_lines(models or DEFAULT_MODELS, fallbacks or {}, guardrails),
             )
             + extra
         )

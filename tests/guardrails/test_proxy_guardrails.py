@@ -28,27 +28,16 @@ MODELS = {
 }
 
 
-def model_guardrails(path: Path) -> None:
-    text = path.read_text()
-    text = text.replace(
-        "    upstream_model: up-strict\n",
-        "    upstream_model: up-strict\n    guardrails: {input: [limits, secrets-block, titan], output: [secrets-block]}\n",
-    )
-    text = text.replace(
-        "    upstream_model: up-redacting\n",
-        "    upstream_model: up-redacting\n    guardrails: {input: [secrets-redact], output: [secrets-redact]}\n",
-    )
-    text = text.replace(
-        "    upstream_model: claude-up\n",
-        "    upstream_model: claude-up\n    guardrails: {input: [pii], output: [secrets-redact]}\n",
-    )
-    path.write_text(text)
+CHAINS = {
+    "strict": "{input: [limits, secrets-block, titan], output: [secrets-block]}",
+    "redacting": "{input: [secrets-redact], output: [secrets-redact]}",
+    "claude-redacting": "{input: [pii], output: [secrets-redact]}",
+}
 
 
 @pytest.fixture
 def gw(write_policy: PolicyWriter) -> Iterator[httpx.Client]:
-    path = write_policy(MODELS, extra=GUARDRAILS)
-    model_guardrails(path)
+    path = write_policy(MODELS, extra=GUARDRAILS, guardrails=CHAINS)
     with (
         GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
         httpx.Client(base_url=server.base_url) as c,
@@ -121,10 +110,8 @@ def test_verdicts_reach_the_request_log(
     write_policy: PolicyWriter, mock: MockUpstream, tmp_path: Path
 ) -> None:
     db = tmp_path / "requests.duckdb"
-    path = write_policy(
-        MODELS, extra=GUARDRAILS + f"telemetry:\n  duckdb: {db}\n  flush_interval_s: 0.1\n"
-    )
-    model_guardrails(path)
+    telemetry = f"telemetry:\n  duckdb: {db}\n  flush_interval_s: 0.1\n"
+    path = write_policy(MODELS, extra=GUARDRAILS + telemetry, guardrails=CHAINS)
     with (
         GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
         httpx.Client(base_url=server.base_url) as c,
@@ -173,17 +160,12 @@ guardrails:
   hook-closed: {{type: webhook, url: "{mock.base_url}/guardrail", timeout_s: 0.5, action: redact}}
   hook-open: {{type: webhook, url: "{mock.base_url}/guardrail", timeout_s: 0.5, action: block, on_error: open}}
 """
-    path = write_policy({"closed": ("mock", "up-closed"), "open": ("mock", "up-open")}, extra=extra)
-    text = path.read_text()
-    text = text.replace(
-        "    upstream_model: up-closed\n",
-        "    upstream_model: up-closed\n    guardrails: {input: [hook-closed], output: [hook-closed]}\n",
-    )
-    text = text.replace(
-        "    upstream_model: up-open\n",
-        "    upstream_model: up-open\n    guardrails: {input: [hook-open]}\n",
-    )
-    path.write_text(text)
+    chains = {
+        "closed": "{input: [hook-closed], output: [hook-closed]}",
+        "open": "{input: [hook-open]}",
+    }
+    models = {"closed": ("mock", "up-closed"), "open": ("mock", "up-open")}
+    path = write_policy(models, extra=extra, guardrails=chains)
     with (
         GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
         httpx.Client(base_url=server.base_url) as c,
@@ -263,12 +245,7 @@ def test_json_schema_guardrail_checks_answers_against_the_requested_schema(
     path = write_policy(
         {"structured": ("mock", "up-structured")},
         extra="guardrails:\n  schema: {type: json_schema}\n",
-    )
-    path.write_text(
-        path.read_text().replace(
-            "    upstream_model: up-structured\n",
-            "    upstream_model: up-structured\n    guardrails: {output: [schema]}\n",
-        )
+        guardrails={"structured": "{output: [schema]}"},
     )
     response_format = {
         "type": "json_schema",

@@ -202,12 +202,7 @@ def test_guardrail_verdicts_are_spans(
     path = write_policy(
         {"gpt": ("mock", "up-gpt")},
         extra="guardrails:\n  secrets: {type: secrets, action: redact}\n",
-    )
-    path.write_text(
-        path.read_text().replace(
-            "    upstream_model: up-gpt\n",
-            "    upstream_model: up-gpt\n    guardrails: {input: [secrets]}\n",
-        )
+        guardrails={"gpt": "{input: [secrets]}"},
     )
     with HttpReceiver() as receiver:
         otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
