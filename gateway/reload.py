@@ -78,9 +78,11 @@ class PolicyReloader:
 
     async def _watch(self, path: Path) -> None:
         folder, only = watch_target(path)
-        async for changes in watchfiles.awatch(folder, debounce=200, step=50):
-            if only is None or any(Path(changed) == only for _, changed in changes):
-                self.reload("file change")
+        def relevant(_: object, changed: str) -> bool:  # other files in the folder: ignored
+            return only is None or Path(changed) == only
+
+        async for _ in watchfiles.awatch(folder, watch_filter=relevant, debounce=200, step=50):
+            self.reload("file change")
 
 
 def watch_target(path: Path) -> tuple[Path, Path | None]:

@@ -167,7 +167,7 @@ def parse_texts(texts: list[tuple[str, str]], env: Mapping[str, str] | None = No
         policy = Policy.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            out.issue(_without_union_tag(tuple(err["loc"])), _pydantic_message(err))
+            out.issue(_error_path(err), _pydantic_message(err))
         raise PolicyError(out.issues) from None
     for path, message in cross_reference_errors(policy):
         out.issue(path, message)
@@ -178,9 +178,14 @@ def parse_texts(texts: list[tuple[str, str]], env: Mapping[str, str] | None = No
 
 def _without_union_tag(loc: KeyPath) -> KeyPath:
     """`guardrails.pii.secrets.x` -> `guardrails.pii.x`: pydantic puts the `type` in the path."""
-    if len(loc) > 2 and loc[0] == "guardrails":
+    if len(loc) > 2 and loc[0] in ("guardrails", "providers"):
         return (*loc[:2], *loc[3:])
     return loc
+
+
+def _error_path(err: Mapping[str, Any]) -> KeyPath:
+    loc = _without_union_tag(tuple(err["loc"]))
+    return (*loc, "type") if err["type"] == "union_tag_invalid" else loc
 
 
 def _pydantic_message(err: Mapping[str, Any]) -> str:
@@ -188,6 +193,8 @@ def _pydantic_message(err: Mapping[str, Any]) -> str:
         return "unknown key"
     if err["type"] == "missing":
         return "required key is missing"
+    if err["type"] == "union_tag_invalid":
+        return f"Input should be one of {err['ctx']['expected_tags']}"
     message = str(err["msg"])
     return message.removeprefix("Value error, ")
 

@@ -11,6 +11,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 ProviderType = Literal["openai", "azure", "anthropic"]
+LocalProviderType = Literal["onnx"]
 
 
 def http_url(value: str) -> str:
@@ -35,7 +36,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ProviderConfig(Strict):
+class HttpProviderConfig(Strict):
     type: ProviderType
     base_url: HttpUrl
     api_key: SecretStr | None = None
@@ -56,6 +57,22 @@ class ProviderConfig(Strict):
         return (
             value.isoformat() if isinstance(value, date) else value
         )  # YAML reads 2024-10-21 as a date
+
+
+class LocalProviderConfig(Strict):
+    """A model run inside the gateway: a built-in model id or a model directory."""
+
+    type: LocalProviderType
+    model: str = Field(min_length=1)
+    threads: int = Field(default=0, ge=0)  # 0: onnxruntime's default (all cores)
+    max_batch: int = Field(default=8, ge=1, le=256)  # sequences decoded together
+    # tokens per sequence (prompt + answer); the KV cache holds max_batch of them
+    context_length: int = Field(default=4096, ge=16)
+
+
+ProviderConfig = Annotated[
+    HttpProviderConfig | LocalProviderConfig, Field(discriminator="type")
+]
 
 
 class PriceConfig(Strict):

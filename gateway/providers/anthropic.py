@@ -9,7 +9,7 @@ import httpx
 import orjson
 
 from gateway.errors import UpstreamError, UpstreamUnreachable
-from gateway.policy.models import ProviderConfig
+from gateway.policy.models import HttpProviderConfig
 from gateway.providers import openai_to_anthropic as translate
 from gateway.providers.base import (
     USER_AGENT,
@@ -58,7 +58,7 @@ class AnthropicStream:
 class AnthropicProvider:
     system = "anthropic"
 
-    def __init__(self, name: str, config: ProviderConfig) -> None:
+    def __init__(self, name: str, config: HttpProviderConfig) -> None:
         self.name = name
         self.config = config
         self.address = upstream_address(config.base_url)

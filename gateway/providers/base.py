@@ -18,7 +18,7 @@ from gateway.errors import (
     UpstreamUnreachable,
     openai_error_from_upstream,
 )
-from gateway.policy.models import ProviderConfig
+from gateway.policy.models import HttpProviderConfig
 from gateway.providers.sse import SSEEvent, SSEParser
 from gateway.providers.transport import AIOHTTP_URL, BUFFERED, AiohttpTransport
 
@@ -83,7 +83,7 @@ def relayed_headers(response: httpx.Response) -> dict[str, str]:
 class UpstreamHTTP:
     """One pooled HTTP client per provider: httpx requests and responses over aiohttp."""
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: HttpProviderConfig) -> None:
         self.transport = AiohttpTransport(config.max_connections)
         timeout = httpx.Timeout(
             config.timeout_s, connect=config.connect_timeout_s, pool=config.connect_timeout_s

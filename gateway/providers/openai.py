@@ -12,7 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from gateway.errors import UpstreamUnreachable
-from gateway.policy.models import ProviderConfig
+from gateway.policy.models import HttpProviderConfig
 from gateway.providers.base import (
     USER_AGENT,
     Completion,
@@ -52,7 +52,7 @@ class OpenAIStream:
 class OpenAIProvider:
     system = "openai"
 
-    def __init__(self, name: str, config: ProviderConfig) -> None:
+    def __init__(self, name: str, config: HttpProviderConfig) -> None:
         self.name = name
         self.config = config
         self.address = upstream_address(config.base_url)

@@ -1,0 +1,125 @@
+"""Runs the decoder graph on onnxruntime with the KV cache in preallocated buffers.
+
+Active sequences occupy rows 0..n-1 of each layer's cache buffer [slots, kv, L, D];
+a decode step binds the first n rows (a contiguous view) as both past and present,
+so GroupQueryAttention writes the new key/value in place and nothing is copied.
+A finished sequence's row is refilled by moving the last row into it. Buffers start
+short and double (up to the context length) when a sequence needs more room.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from gateway.local.llama_graph import LlamaConfig
+from gateway.local.quant import BLOCK, F32, Q8Matrix
+
+RESCORED = 40  # top candidates whose logits are recomputed exactly
+
+INITIAL_LENGTH = 256
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return options
+
+
+class LlamaEngine:
+    def __init__(
+        self,
+        model: Path | bytes,
+        config: LlamaConfig,
+        head: Q8Matrix,
+        slots: int,
+        threads: int = 0,
+    ) -> None:
+        source = str(model) if isinstance(model, Path) else model
+        self.session = ort.InferenceSession(
+            source, session_options(threads), providers=["CPUExecutionProvider"]
+        )
+        self.config = config
+        self.head = head
+        self.slots = slots
+        self.length = min(INITIAL_LENGTH, config.context_length)
+        self.keys = [self._buffer(self.length) for _ in range(config.layers)]
+        self.values = [self._buffer(self.length) for _ in range(config.layers)]
+
+    @property
+    def context_length(self) -> int:
+        return self.config.context_length
+
+    def _buffer(self, length: int) -> F32:
+        c = self.config
+        return np.zeros((self.slots, c.kv_heads, length, c.head_dim), np.float32)
+
+    def reserve(self, length: int) -> None:
+        """Make room for sequences of `length` tokens (at most the context length)."""
+        if length <= self.length:
+            return
+        new = self.length
+        while new < length:
+            new *= 2
+        new = min(new, self.config.context_length)
+        for cache in (self.keys, self.values):
+            for i, old in enumerate(cache):
+                grown = self._buffer(new)
+                grown[:, :, : self.length] = old
+                cache[i] = grown
+        self.length = new
+
+    def prefill(self, row: int, ids: list[int]) -> F32:
+        """Run a new sequence's prompt into cache row `row`; the last position's logits."""
+        self.reserve(len(ids))
+        tokens = np.array([ids], np.int64)
+        seqlens = np.array([len(ids) - 1], np.int32)
+        return self._run(slice(row, row + 1), tokens, seqlens, len(ids))[0]
+
+    def decode(self, ids: list[int], lengths: list[int]) -> F32:
+        """One token for each of rows 0..n-1; `lengths` are their cache lengths before
+        this token. Returns logits [n, V]."""
+        self.reserve(max(lengths) + 1)
+        tokens = np.array(ids, np.int64).reshape(-1, 1)
+        seqlens = np.array(lengths, np.int32)
+        return self._run(slice(0, len(ids)), tokens, seqlens, max(lengths) + 1)
+
+    def _run(self, rows: slice, tokens: np.ndarray, seqlens: np.ndarray, total: int) -> F32:  # type: ignore[type-arg]
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("input_ids", tokens)
+        binding.bind_cpu_input("seqlens_k", seqlens)
+        binding.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
+        binding.bind_output("logits")
+        binding.bind_output("hidden")
+        keep = []
+        for i in range(self.config.layers):
+            for kind, cache in (("key", self.keys), ("value", self.values)):
+                value = ort.OrtValue.ortvalue_from_numpy(cache[i][rows])
+                keep.append(value)
+                binding.bind_ortvalue_input(f"past_{kind}_{i}", value)
+                binding.bind_ortvalue_output(f"present_{kind}_{i}", value)
+        self.session.run_with_iobinding(binding)
+        logits, hidden = binding.copy_outputs_to_cpu()[:2]
+        return self._rescore(logits, hidden)
+
+    def _rescore(self, logits: F32, hidden: F32) -> F32:
+        """Recompute the top candidates' logits in float32 from the Q8 head: the graph's
+        int8-activation matmul is fast but can swap near-tied tokens."""
+        n, k = self.head.shape
+        top = np.argpartition(logits, -RESCORED, axis=-1)[:, -RESCORED:]
+        codes = self.head.codes[top].reshape(*top.shape, k // BLOCK, BLOCK)
+        rows = (codes.astype(np.float32) - 128) * self.head.scales[top][..., None]
+        exact = np.einsum("bck,bk->bc", rows.reshape(*top.shape, k), hidden)
+        np.put_along_axis(logits, top, exact, axis=-1)
+        return logits
+
+    def move(self, source: int, target: int, length: int) -> None:
+        """Copy a sequence's cache from row `source` to row `target`."""
+        for cache in (self.keys, self.values):
+            for buffer in cache:
+                buffer[target, :, :length] = buffer[source, :, :length]
