@@ -17,7 +17,7 @@ from gateway.app import ACCESS_LOG_ENV, POLICY_ENV, Settings, create_app
 from gateway.guardrails import build_guardrail
 from gateway.logs import configure_logging
 from gateway.policy.loader import PolicyError, load_policy
-from gateway.policy.models import PiiGuardrail, SecretsGuardrail
+from gateway.policy.models import LocalProviderConfig, PiiGuardrail, Policy, SecretsGuardrail
 
 log = logging.getLogger("gateway")
 
@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy", help="where the guardrails come from (default: pii + secrets)"
     )
     evaluate.add_argument("--guardrail", action="append", help="only these (repeatable)")
+    models = commands.add_parser("models", help="the built-in local models")
+    model_tools = models.add_subparsers(dest="tool", required=True)
+    pull = model_tools.add_parser("pull", help="fetch, verify and convert into the model cache")
+    pull.add_argument("model", nargs="*", help="model ids (default: all built-in models)")
+    model_tools.add_parser("list", help="built-in models and whether they are in the cache")
     return parser
 
 
@@ -58,7 +63,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stats.run(args)
     if args.command == "guardrails":
         return evaluate_guardrails(args)
+    if args.command == "models":
+        return models_command(args)
     return serve(args)
+
+
+def models_command(args: argparse.Namespace) -> int:
+    from gateway.local.registry import KNOWN, ModelError, is_ready, model_path, pull
+
+    if args.tool == "list":
+        for model in KNOWN.values():
+            state = "ready" if is_ready(model.id) else "not pulled"
+            print(f"{model.id:24} {model.kind:11} {state:11} {model_path(model.id)}")
+        return 0
+    try:
+        for model in args.model or list(KNOWN):
+            pull(model, progress=lambda message: print(message, file=sys.stderr))
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def local_models(policy: Policy) -> list[str]:
+    return [p.model for p in policy.providers.values() if isinstance(p, LocalProviderConfig)]
 
 
 def check(path: str) -> int:
@@ -113,6 +141,13 @@ def run_server(args: argparse.Namespace) -> int:
             args.host,
         )
         return 2
+    from gateway.local.registry import ModelError, pull_for_policy
+
+    try:  # before any worker starts, so that workers never race to fetch
+        pull_for_policy(local_models(loaded.policy), lambda message: log.info("%s", message))
+    except ModelError as exc:
+        log.error("local model: %s", exc)
+        return 1
     common = {
         "host": args.host,
         "port": args.port,

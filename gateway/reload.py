@@ -78,6 +78,7 @@ class PolicyReloader:
 
     async def _watch(self, path: Path) -> None:
         folder, only = watch_target(path)
+
         def relevant(_: object, changed: str) -> bool:  # other files in the folder: ignored
             return only is None or Path(changed) == only
 

@@ -25,14 +25,14 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def serving(*args: str, start_s: float = 20) -> Iterator[tuple[subprocess.Popen[str], str]]:
     port = free_port()
     proc = subprocess.Popen(
         [*GATEWAY, "serve", "--port", str(port), *args], stderr=subprocess.PIPE, text=True
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + start_s
         while True:
             try:
                 if httpx.get(base + "/readyz").status_code == 200:
@@ -90,9 +90,15 @@ def test_refuses_a_public_bind_without_keys() -> None:
 
 
 def test_serve_on_the_packaged_default_policy() -> None:
-    with serving() as (_, base):
+    # on a fresh machine the first start fetches the built-in local models
+    with serving(start_s=180) as (_, base):
         models = {m["id"] for m in httpx.get(base + "/v1/models").json()["data"]}
-        assert models
+        assert {"smollm2-135m-instruct", "all-minilm-l6-v2"} <= models
+        answer = httpx.post(base + "/v1/chat/completions", timeout=60, json={
+            "model": "smollm2-135m-instruct", "temperature": 0, "max_tokens": 20,
+            "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        }).json()  # fmt: skip
+        assert "Paris" in answer["choices"][0]["message"]["content"]
         assert httpx.get(base + "/readyz").json()["policy"] == "<packaged default policy>"
 
 

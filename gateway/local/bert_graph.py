@@ -8,6 +8,7 @@ Normalize). Inputs `input_ids`, `attention_mask` [B, S] int64; output
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -32,7 +33,7 @@ class _Graph:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
 
-    def const(self, name: str, value: np.ndarray) -> str:  # type: ignore[type-arg]
+    def const(self, name: str, value: np.ndarray[Any, Any]) -> str:
         self.initializers.append(numpy_helper.from_array(value, name))
         return name
 
@@ -40,7 +41,7 @@ class _Graph:
         value = self.weights[name]
         return self.const(name, np.ascontiguousarray(value.T if transpose else value))
 
-    def op(self, op: str, inputs: list[str], output: str, **attrs: object) -> str:
+    def op(self, op: str, inputs: list[str], output: str, **attrs: Any) -> str:
         self.nodes.append(helper.make_node(op, inputs, [output], f"n{len(self.nodes)}", **attrs))
         return output
 

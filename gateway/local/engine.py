@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
+import onnx
 import onnxruntime as ort
 
 from gateway.local.llama_graph import LlamaConfig
@@ -31,6 +33,21 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
+def with_accuracy(model: str | bytes, level: int) -> bytes:
+    """The graph with every 4-bit MatMulNBits set to `level` (0: float32 activations,
+    4: int8 activations)."""
+    proto = onnx.load_model_from_string(model) if isinstance(model, bytes) else onnx.load(model)
+    for node in proto.graph.node:
+        if node.op_type == "MatMulNBits" and any(
+            a.name == "bits" and a.i == 4 for a in node.attribute
+        ):
+            for attr in node.attribute:
+                if attr.name == "accuracy_level":
+                    attr.i = level
+    serialized: bytes = proto.SerializeToString()
+    return serialized
+
+
 class LlamaEngine:
     def __init__(
         self,
@@ -39,8 +56,11 @@ class LlamaEngine:
         head: Q8Matrix,
         slots: int,
         threads: int = 0,
+        accuracy: int | None = None,
     ) -> None:
         source = str(model) if isinstance(model, Path) else model
+        if accuracy is not None:
+            source = with_accuracy(source, accuracy)
         self.session = ort.InferenceSession(
             source, session_options(threads), providers=["CPUExecutionProvider"]
         )
@@ -79,7 +99,8 @@ class LlamaEngine:
         self.reserve(len(ids))
         tokens = np.array([ids], np.int64)
         seqlens = np.array([len(ids) - 1], np.int32)
-        return self._run(slice(row, row + 1), tokens, seqlens, len(ids))[0]
+        logits: F32 = self._run(slice(row, row + 1), tokens, seqlens, len(ids))[0]
+        return logits
 
     def decode(self, ids: list[int], lengths: list[int]) -> F32:
         """One token for each of rows 0..n-1; `lengths` are their cache lengths before
@@ -89,7 +110,9 @@ class LlamaEngine:
         seqlens = np.array(lengths, np.int32)
         return self._run(slice(0, len(ids)), tokens, seqlens, max(lengths) + 1)
 
-    def _run(self, rows: slice, tokens: np.ndarray, seqlens: np.ndarray, total: int) -> F32:  # type: ignore[type-arg]
+    def _run(
+        self, rows: slice, tokens: npt.NDArray[np.int64], seqlens: npt.NDArray[np.int32], total: int
+    ) -> F32:
         binding = self.session.io_binding()
         binding.bind_cpu_input("input_ids", tokens)
         binding.bind_cpu_input("seqlens_k", seqlens)
@@ -110,7 +133,7 @@ class LlamaEngine:
     def _rescore(self, logits: F32, hidden: F32) -> F32:
         """Recompute the top candidates' logits in float32 from the Q8 head: the graph's
         int8-activation matmul is fast but can swap near-tied tokens."""
-        n, k = self.head.shape
+        _n, k = self.head.shape
         top = np.argpartition(logits, -RESCORED, axis=-1)[:, -RESCORED:]
         codes = self.head.codes[top].reshape(*top.shape, k // BLOCK, BLOCK)
         rows = (codes.astype(np.float32) - 128) * self.head.scales[top][..., None]

@@ -20,7 +20,7 @@ from gguf import GGMLQuantizationType, GGUFReader, ReaderTensor
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
 from gateway.local.llama_graph import LayerWeights, LlamaConfig, LlamaWeights, build_llama
-from gateway.local.quant import Q4Matrix, Q8Matrix
+from gateway.local.quant import F32, Q4Matrix, Q8Matrix
 
 CONTROL_TOKEN = 3
 PRE_TOKENIZERS = {"smollm", "gpt2", "default"}  # byte-level BPE with GPT-2's pattern
@@ -77,8 +77,9 @@ def read_weights(reader: GGUFReader, config: LlamaConfig) -> LlamaWeights:
         raise ConversionError(f"token_embd.weight: {embed.tensor_type.name} (expected Q8_0)")
     embedding = Q8Matrix.from_ggml_q8_0(np.asarray(embed.data), config.vocab_size, config.hidden)
 
-    def norm(name: str) -> np.ndarray:  # type: ignore[type-arg]
-        return np.asarray(tensors[name].data, np.float32).reshape(-1)
+    def norm(name: str) -> F32:
+        values: F32 = np.asarray(tensors[name].data, np.float32).reshape(-1)
+        return values
 
     layers = []
     for i in range(config.layers):

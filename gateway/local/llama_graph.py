@@ -15,6 +15,7 @@ final normalised state, for rescoring the top candidates exactly), `present_key_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -66,7 +67,8 @@ class LlamaWeights:
         c, d = config, config.head_dim
 
         def mat(n: int, k: int) -> F32:
-            return (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
+            values: F32 = (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
+            return values
 
         def norm() -> F32:
             return (1 + 0.1 * rng.standard_normal(c.hidden)).astype(np.float32)
@@ -97,11 +99,11 @@ class _Builder:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
 
-    def const(self, name: str, value: np.ndarray) -> str:  # type: ignore[type-arg]
+    def const(self, name: str, value: np.ndarray[Any, Any]) -> str:
         self.initializers.append(numpy_helper.from_array(value, name))
         return name
 
-    def node(self, op: str, inputs: list[str], outputs: list[str], **attrs: object) -> None:
+    def node(self, op: str, inputs: list[str], outputs: list[str], **attrs: Any) -> None:
         domain = "com.microsoft" if op in MICROSOFT_OPS else ""
         name = f"{op}_{len(self.nodes)}"
         self.nodes.append(helper.make_node(op, inputs, outputs, name, domain=domain, **attrs))
@@ -193,7 +195,7 @@ def build_llama(
 
 
 def _model(c: LlamaConfig, b: _Builder) -> onnx.ModelProto:
-    cache = ["batch", c.kv_heads, "max_len", c.head_dim]
+    cache: list[str | int | None] = ["batch", c.kv_heads, "max_len", c.head_dim]
     f32 = TensorProto.FLOAT
     inputs = [
         helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),

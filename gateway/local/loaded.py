@@ -19,6 +19,7 @@ from gateway.local.scheduler import Scheduler
 from gateway.local.text import ChatText
 
 MAX_EMBED_TOKENS = 256  # all-MiniLM-L6-v2 was trained on up to 256 word pieces
+ACCURACY = {"exact": 0, "fast": 4}  # MatMulNBits accuracy_level per policy `precision`
 
 
 class ModelLoadError(Exception):
@@ -34,7 +35,9 @@ def read_meta(directory: Path) -> dict[str, Any]:
 
 
 class ChatModel:
-    def __init__(self, directory: Path, slots: int, threads: int, context: int) -> None:
+    def __init__(
+        self, directory: Path, slots: int, threads: int, context: int, precision: str = "exact"
+    ) -> None:
         meta = read_meta(directory)
         if meta.get("format") != "llm-gateway/llama-gqa-v1":
             raise ModelLoadError(f"{directory}: not a chat model ({meta.get('format')})")
@@ -42,7 +45,8 @@ class ChatModel:
         config = replace(config, context_length=min(context, config.context_length))
         with np.load(directory / "head.npz") as head:
             q8 = Q8Matrix(head["codes"], head["scales"])
-        engine = LlamaEngine(directory / "model.onnx", config, q8, slots, threads)
+        accuracy = ACCURACY[precision]
+        engine = LlamaEngine(directory / "model.onnx", config, q8, slots, threads, accuracy)
         self.text = ChatText(directory, meta)
         self.context_length = config.context_length
         self.scheduler = Scheduler(engine, self.text, set(meta["eos_token_ids"]))
@@ -67,7 +71,9 @@ class EmbeddingModel:
         self.tokenizer.enable_truncation(MAX_EMBED_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self.session = ort.InferenceSession(
-            str(directory / "model.onnx"), session_options(threads), providers=["CPUExecutionProvider"]
+            str(directory / "model.onnx"),
+            session_options(threads),
+            providers=["CPUExecutionProvider"],
         )
         self._lock = threading.Lock()
 

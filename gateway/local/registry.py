@@ -108,6 +108,13 @@ def is_ready(model: str) -> bool:
     return (model_path(model) / "model.onnx").is_file()
 
 
+def pull_for_policy(models: list[str], progress: Progress) -> None:
+    """Fetch the built-in models a policy names that are not in the cache yet."""
+    for model in models:
+        if model in KNOWN and not is_ready(model):
+            pull(model, progress)
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -162,8 +169,10 @@ def pull(model: str, progress: Progress = lambda _: None, quiet: bool = False) -
         out = work / "model"
         out.mkdir()
         known.build(files, out, lambda step: progress(f"{model}: {step}"))
+        if is_ready(model):  # another process finished first: keep theirs
+            return target
         if target.exists():
-            shutil.rmtree(target)
+            shutil.rmtree(target)  # a stale, incomplete directory
         out.rename(target)
     progress(f"{model}: ready in {target}")
     return target

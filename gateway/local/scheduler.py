@@ -22,7 +22,9 @@ from gateway.local.text import ChatText, StopFilter
 
 class Engine(Protocol):
     slots: int
-    context_length: int
+
+    @property
+    def context_length(self) -> int: ...
 
     def prefill(self, row: int, ids: list[int]) -> F32: ...
 

@@ -163,8 +163,9 @@ class OnnxProvider:
             self.embedder = EmbeddingModel(directory, config.threads)
         else:
             self.chat = ChatModel(
-                directory, config.max_batch, config.threads, config.context_length
-            )
+                directory, config.max_batch, config.threads, config.context_length,
+                config.precision,
+            )  # fmt: skip
 
     def supports(self, operation: Operation) -> bool:
         if operation == "embeddings":

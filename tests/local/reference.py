@@ -9,7 +9,8 @@ from gateway.local.quant import F32
 
 
 def _rms(x: F32, w: F32, eps: float) -> F32:
-    return (x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * w).astype(np.float32)
+    normed: F32 = (x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * w).astype(np.float32)
+    return normed
 
 
 def _rotate(x: F32, cos: F32, sin: F32) -> F32:

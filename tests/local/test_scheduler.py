@@ -77,7 +77,7 @@ async def test_stop_sequence_ends_the_answer_before_it(model: ChatModel) -> None
 
 
 async def test_context_limit_finishes_with_length(model: ChatModel) -> None:
-    text, done = await generate(model, "x" * 120, Sampling(max_tokens=100, temperature=0))
+    _text, done = await generate(model, "x" * 120, Sampling(max_tokens=100, temperature=0))
     assert done.reason == "length" and done.prompt_tokens + done.completion_tokens == 128
 
 

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from gateway.policy.loader import PolicyError, load_policy, parse_texts
+from gateway.policy.models import HttpProviderConfig
 
 GOOD = """\
 version: 1
@@ -28,8 +29,9 @@ def issues(
 
 def test_good_policy_loads_and_interpolates_env() -> None:
     policy = parse_texts([("p.yaml", GOOD)], {"OPENAI_API_KEY": "sk-live"})
-    assert policy.providers["openai"].api_key is not None
-    assert policy.providers["openai"].api_key.get_secret_value() == "sk-live"
+    provider = policy.providers["openai"]
+    assert isinstance(provider, HttpProviderConfig) and provider.api_key is not None
+    assert provider.api_key.get_secret_value() == "sk-live"
     assert "sk-live" not in repr(policy)  # secrets never print
     assert policy.models["chat"].upstream_model == "gpt-4o-mini"
 
@@ -55,7 +57,9 @@ def test_missing_env_variable_is_reported_by_name() -> None:
 def test_env_default_and_escape() -> None:
     text = GOOD.replace("${OPENAI_API_KEY}", "${NOPE:-fallback}$$x")
     policy = parse_texts([("p.yaml", text)], {})
-    key = policy.providers["openai"].api_key
+    provider = policy.providers["openai"]
+    assert isinstance(provider, HttpProviderConfig)
+    key = provider.api_key
     assert key is not None and key.get_secret_value() == "fallback$x"
 
 
@@ -129,7 +133,7 @@ def test_missing_path() -> None:
 def test_packaged_default_policy_loads_without_any_env() -> None:
     loaded = load_policy(None, env={})
     assert loaded.policy.models
-    assert all(p.api_key is None for p in loaded.policy.providers.values())
+    assert all(getattr(p, "api_key", None) is None for p in loaded.policy.providers.values())
 
 
 @pytest.mark.parametrize(
