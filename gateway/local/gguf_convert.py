@@ -109,7 +109,10 @@ def build_tokenizer(reader: GGUFReader) -> Tokenizer:
     tokens: list[str] = _field(reader, "tokenizer.ggml.tokens")
     merges = [tuple(m.split(" ", 1)) for m in _field(reader, "tokenizer.ggml.merges")]
     vocab = {token: i for i, token in enumerate(tokens)}
-    tokenizer = Tokenizer(models.BPE(vocab, merges, fuse_unk=False))
+    try:
+        tokenizer = Tokenizer(models.BPE(vocab, merges, fuse_unk=False))
+    except Exception as exc:  # tokenizers raises a bare Exception for bad vocabularies
+        raise ConversionError(f"tokenizer: {exc}") from None
     parts: list[pre_tokenizers.PreTokenizer] = []
     if pre == "smollm":
         parts.append(pre_tokenizers.Digits(individual_digits=True))

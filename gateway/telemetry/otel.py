@@ -245,9 +245,11 @@ class OTelSink:
                 attrs["error.type"] = ctx.error_type
                 status = Status(StatusCode.ERROR)
         name = f"{attrs['gen_ai.operation.name']} {attempt.upstream_model}"
+        # a model run inside the gateway (no server address) is an INTERNAL span
+        kind = SpanKind.CLIENT if attempt.server_address else SpanKind.INTERNAL
         return ReadableSpan(
             name, self._context(ctx, attempt.span_id), self._context(ctx, ctx.span_id),
-            self.resource, attrs, kind=SpanKind.CLIENT, status=status,
+            self.resource, attrs, kind=kind, status=status,
             start_time=ns(attempt.started_unix), end_time=ns(end), instrumentation_scope=SCOPE,
         )  # fmt: skip
 

@@ -13,14 +13,20 @@ def _rms(x: F32, w: F32, eps: float) -> F32:
     return normed
 
 
-def _rotate(x: F32, cos: F32, sin: F32) -> F32:
-    half = x.shape[-1] // 2
+def _rotate(x: F32, cos: F32, sin: F32, interleaved: bool) -> F32:
+    if interleaved:  # llama.cpp's layout: pairs (2i, 2i+1)
+        x1, x2 = x[..., 0::2], x[..., 1::2]
+        out = np.empty_like(x)
+        out[..., 0::2], out[..., 1::2] = x1 * cos - x2 * sin, x2 * cos + x1 * sin
+        return out
+    half = x.shape[-1] // 2  # Hugging Face's layout: pairs (i, i + D/2)
     x1, x2 = x[..., :half], x[..., half:]
     return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
 
-def forward(weights: LlamaWeights, ids: list[int]) -> F32:
-    """Logits [len(ids), V] for one sequence, computed from the dequantized weights."""
+def forward(weights: LlamaWeights, ids: list[int], interleaved: bool = False) -> F32:
+    """Logits [len(ids), V] for one sequence, computed from the dequantized weights;
+    `interleaved`: q/k rows in llama.cpp's rotary layout instead of Hugging Face's."""
     c = weights.config
     d, s = c.head_dim, len(ids)
     embed = weights.embed.dequantize()
@@ -36,7 +42,7 @@ def forward(weights: LlamaWeights, ids: list[int]) -> F32:
         v = qkv[:, (c.heads + c.kv_heads) * d :]
         k = k.reshape(s, c.kv_heads, d).transpose(1, 0, 2)
         v = v.reshape(s, c.kv_heads, d).transpose(1, 0, 2)
-        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        q, k = _rotate(q, cos, sin, interleaved), _rotate(k, cos, sin, interleaved)
         group = c.heads // c.kv_heads
         k, v = np.repeat(k, group, axis=0), np.repeat(v, group, axis=0)
         scores = q @ k.transpose(0, 2, 1) / np.sqrt(d) + mask

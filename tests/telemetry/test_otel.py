@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from benchmarks.mock_upstream import Behavior, MockUpstream
 from gateway.app import Settings
 from tests.conftest import GatewayServer, PolicyWriter
+from tests.local.tiny import write_tiny_model
 from tests.telemetry.otlp_receiver import GrpcReceiver, HttpReceiver, Received
 
 CHAT = {
@@ -19,7 +21,7 @@ CHAT = {
 }
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
-SERVER, CLIENT = 2, 3  # OTLP span kinds
+INTERNAL, SERVER, CLIENT = 1, 2, 3  # OTLP span kinds
 
 
 def wait_for(received: Received, spans: int, timeout: float = 10.0) -> None:
@@ -222,3 +224,28 @@ def test_guardrail_verdicts_are_spans(
     assert guard.attributes["gateway.guardrail.entities"] == ["OPENAI_API_KEY:1"]
     assert server.start_ns <= guard.start_ns <= guard.end_ns <= server.end_ns
     assert key not in str([s.attributes for s in receiver.received.spans])
+
+
+def test_a_local_model_call_is_an_internal_span_with_usage(
+    otel_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    write_tiny_model(tmp_path / "model", seed=2)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nproviders:\n  tiny: {type: onnx, model: %s, threads: 1}\n"
+        "models:\n  tiny: {provider: tiny, upstream_model: tiny-up}\n" % (tmp_path / "model")
+    )
+    with HttpReceiver() as receiver:
+        otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        with (
+            GatewayServer(Settings(policy_path=str(policy), watch_policy=False)) as gw,
+            httpx.Client(base_url=gw.base_url) as c,
+        ):
+            body = {**CHAT, "model": "tiny", "max_tokens": 4}
+            assert c.post("/v1/chat/completions", json=body).status_code == 200
+        wait_for(receiver.received, 2)
+    local = next(s for s in receiver.received.spans if s.name == "chat tiny-up")
+    assert local.kind == INTERNAL
+    a = local.attributes
+    assert a["gen_ai.provider.name"] == "onnx" and "server.address" not in a
+    assert a["gen_ai.usage.output_tokens"] == 4
