@@ -89,7 +89,7 @@ def test_converted_model_matches_llama_cpp_conventions(tmp_path: Path) -> None:
     try:
         ids = [40, 41, 42, 43, 44, 45, 46]
         ref = forward(weights, ids, interleaved=True)[-1]
-        got = model.scheduler.engine.prefill(0, ids)  # type: ignore[attr-defined]
+        got = model.scheduler.engine.prefill(0, ids)
         top = np.argsort(ref)[-10:]
         np.testing.assert_allclose(got[top], ref[top], rtol=1e-3, atol=1e-3)
         assert model.text.chat_prompt([{"role": "user", "content": "hi"}]) == model.text.encode(

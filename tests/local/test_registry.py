@@ -3,6 +3,7 @@ it, both hashes are checked, the result appears in the cache whole or not at all
 
 import hashlib
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ def make_wheel(folder: Path, payload: bytes = PAYLOAD) -> Path:
     return wheel
 
 
-def build(files: dict[str, Path], out: Path, progress: registry.Progress) -> None:
+def build(files: dict[str, Path], out: Path, progress: Callable[[str], None]) -> None:
     (out / "model.onnx").write_bytes(files["w.bin"].read_bytes())
 
 
