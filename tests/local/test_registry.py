@@ -2,6 +2,7 @@
 it, both hashes are checked, the result appears in the cache whole or not at all."""
 
 import hashlib
+import json
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ def make_wheel(folder: Path, payload: bytes = PAYLOAD) -> Path:
 
 def build(files: dict[str, Path], out: Path, progress: Callable[[str], None]) -> None:
     (out / "model.onnx").write_bytes(files["w.bin"].read_bytes())
+    (out / "gateway_model.json").write_text(json.dumps({"converter": registry.CONVERTER}))
 
 
 @pytest.fixture
