@@ -22,6 +22,7 @@ from gateway.local.quant import BLOCK, F32, Q8Matrix
 RESCORE_MARGIN = 2.0  # logits this close to the best are recomputed exactly
 
 INITIAL_LENGTH = 256
+CPU = ["CPUExecutionProvider"]
 
 
 def session_options(threads: int) -> ort.SessionOptions:
@@ -56,20 +57,35 @@ class LlamaEngine:
         head: Q8Matrix,
         slots: int,
         threads: int = 0,
-        accuracy: int | None = None,
+        accuracy: tuple[int, int] | None = None,
     ) -> None:
+        """`accuracy`: MatMulNBits accuracy levels for prompts and for decoding (None:
+        as built). Two levels mean two sessions over the same cache buffers."""
         source = str(model) if isinstance(model, Path) else model
-        if accuracy is not None:
-            source = with_accuracy(source, accuracy)
-        self.session = ort.InferenceSession(
-            source, session_options(threads), providers=["CPUExecutionProvider"]
-        )
+        options = session_options(threads)
+        if accuracy is None:
+            self.session = ort.InferenceSession(source, options, providers=CPU)
+            self.decoder = self.session
+        else:
+            prompt, decode = accuracy
+            graph = with_accuracy(source, prompt)
+            self.session = ort.InferenceSession(graph, options, providers=CPU)
+            if decode != prompt:
+                graph = with_accuracy(graph, decode)
+            self.decoder = (
+                self.session
+                if decode == prompt
+                else ort.InferenceSession(graph, options, providers=CPU)
+            )
         self.config = config
         self.head = head
         self.slots = slots
         self.length = min(INITIAL_LENGTH, config.context_length)
         self.keys = [self._buffer(self.length) for _ in range(config.layers)]
         self.values = [self._buffer(self.length) for _ in range(config.layers)]
+        self._bindings: dict[
+            tuple[int, int, int, int], tuple[ort.IOBinding, list[ort.OrtValue]]
+        ] = {}
 
     @property
     def context_length(self) -> int:
@@ -93,13 +109,14 @@ class LlamaEngine:
                 grown[:, :, : self.length] = old
                 cache[i] = grown
         self.length = new
+        self._bindings.clear()
 
     def prefill(self, row: int, ids: list[int]) -> F32:
         """Run a new sequence's prompt into cache row `row`; the last position's logits."""
         self.reserve(len(ids))
         tokens = np.array([ids], np.int64)
         seqlens = np.array([len(ids) - 1], np.int32)
-        logits: F32 = self._run(slice(row, row + 1), tokens, seqlens, len(ids))[0]
+        logits: F32 = self._run(self.session, slice(row, row + 1), tokens, seqlens, len(ids))[0]
         return logits
 
     def decode(self, ids: list[int], lengths: list[int]) -> F32:
@@ -108,25 +125,41 @@ class LlamaEngine:
         self.reserve(max(lengths) + 1)
         tokens = np.array(ids, np.int64).reshape(-1, 1)
         seqlens = np.array(lengths, np.int32)
-        return self._run(slice(0, len(ids)), tokens, seqlens, max(lengths) + 1)
+        rows = slice(0, len(ids))
+        return self._run(self.decoder, rows, tokens, seqlens, max(lengths) + 1)
 
-    def _run(
-        self, rows: slice, tokens: npt.NDArray[np.int64], seqlens: npt.NDArray[np.int32], total: int
-    ) -> F32:
-        binding = self.session.io_binding()
-        binding.bind_cpu_input("input_ids", tokens)
-        binding.bind_cpu_input("seqlens_k", seqlens)
-        binding.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
+    def _binding(self, session: ort.InferenceSession, rows: slice) -> ort.IOBinding:
+        """The cache rows bound as past and present (kept while the buffers stay)."""
+        key = (id(session), rows.start, rows.stop, self.length)
+        cached = self._bindings.get(key)
+        if cached is not None:
+            return cached[0]
+        binding = session.io_binding()
         binding.bind_output("logits")
         binding.bind_output("hidden")
-        keep = []
+        keep = []  # the OrtValues must outlive the binding
         for i in range(self.config.layers):
             for kind, cache in (("key", self.keys), ("value", self.values)):
                 value = ort.OrtValue.ortvalue_from_numpy(cache[i][rows])
                 keep.append(value)
                 binding.bind_ortvalue_input(f"past_{kind}_{i}", value)
                 binding.bind_ortvalue_output(f"present_{kind}_{i}", value)
-        self.session.run_with_iobinding(binding)
+        self._bindings[key] = (binding, keep)
+        return binding
+
+    def _run(
+        self,
+        session: ort.InferenceSession,
+        rows: slice,
+        tokens: npt.NDArray[np.int64],
+        seqlens: npt.NDArray[np.int32],
+        total: int,
+    ) -> F32:
+        binding = self._binding(session, rows)
+        binding.bind_cpu_input("input_ids", tokens)
+        binding.bind_cpu_input("seqlens_k", seqlens)
+        binding.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
+        session.run_with_iobinding(binding)
         outputs = binding.get_outputs()  # not copy_outputs_to_cpu: that copies the caches
         logits, hidden = outputs[0].numpy(), outputs[1].numpy()
         return self._rescore(logits, hidden)

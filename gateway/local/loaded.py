@@ -19,7 +19,9 @@ from gateway.local.scheduler import Scheduler
 from gateway.local.text import ChatText
 
 MAX_EMBED_TOKENS = 256  # all-MiniLM-L6-v2 was trained on up to 256 word pieces
-ACCURACY = {"exact": 0, "fast": 4}  # MatMulNBits accuracy_level per policy `precision`
+# MatMulNBits accuracy levels (prompt, decoding) per policy `precision`: 0 float32
+# activations, 4 int8 activations
+ACCURACY = {"exact": (0, 0), "mixed": (0, 4), "fast": (4, 4)}
 
 
 class ModelLoadError(Exception):
@@ -36,7 +38,7 @@ def read_meta(directory: Path) -> dict[str, Any]:
 
 class ChatModel:
     def __init__(
-        self, directory: Path, slots: int, threads: int, context: int, precision: str = "exact"
+        self, directory: Path, slots: int, threads: int, context: int, precision: str = "mixed"
     ) -> None:
         meta = read_meta(directory)
         if meta.get("format") != "llm-gateway/llama-gqa-v1":

@@ -68,9 +68,10 @@ class LocalProviderConfig(Strict):
     max_batch: int = Field(default=8, ge=1, le=256)  # sequences decoded together
     # tokens per sequence (prompt + answer); the KV cache holds max_batch of them
     context_length: int = Field(default=4096, ge=16)
-    # exact: float32 activations in the 4-bit matmuls; fast: int8 activations (~25%
-    # faster on CPU, but a 135M model's greedy answers visibly change)
-    precision: Literal["exact", "fast"] = "exact"
+    # activations in the 4-bit matmuls: exact = float32; fast = int8 (~35% faster on
+    # CPU, but a 135M model's greedy answers change); mixed = the prompt in float32,
+    # the answer's tokens in int8 (near fast's speed, the prompt read exactly)
+    precision: Literal["exact", "mixed", "fast"] = "mixed"
 
 
 ProviderConfig = Annotated[HttpProviderConfig | LocalProviderConfig, Field(discriminator="type")]
