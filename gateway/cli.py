@@ -17,7 +17,13 @@ from gateway.app import ACCESS_LOG_ENV, POLICY_ENV, Settings, create_app
 from gateway.guardrails import build_guardrail
 from gateway.logs import configure_logging
 from gateway.policy.loader import PolicyError, load_policy
-from gateway.policy.models import LocalProviderConfig, PiiGuardrail, Policy, SecretsGuardrail
+from gateway.policy.models import (
+    LocalProviderConfig,
+    PiiGuardrail,
+    Policy,
+    PromptInjectionGuardrail,
+    SecretsGuardrail,
+)
 
 log = logging.getLogger("gateway")
 
@@ -86,7 +92,12 @@ def models_command(args: argparse.Namespace) -> int:
 
 
 def local_models(policy: Policy) -> list[str]:
-    return [p.model for p in policy.providers.values() if isinstance(p, LocalProviderConfig)]
+    """Built-in models a policy needs: its local providers', and the encoder under the
+    prompt-injection guardrail."""
+    models = [p.model for p in policy.providers.values() if isinstance(p, LocalProviderConfig)]
+    if any(g.type == "prompt_injection" for g in policy.guardrails.values()):
+        models.append("all-minilm-l6-v2")
+    return models
 
 
 def check(path: str) -> int:
@@ -107,7 +118,11 @@ def evaluate_guardrails(args: argparse.Namespace) -> int:
     if args.policy:
         configs = dict(load_policy(args.policy).policy.guardrails)
     else:
-        configs = {"pii": PiiGuardrail(type="pii"), "secrets": SecretsGuardrail(type="secrets")}
+        configs = {
+            "pii": PiiGuardrail(type="pii"),
+            "secrets": SecretsGuardrail(type="secrets"),
+            "injection": PromptInjectionGuardrail(type="prompt_injection"),
+        }
     names = args.guardrail or list(configs)
     unknown = [n for n in names if n not in configs]
     if unknown:

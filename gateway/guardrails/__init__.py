@@ -38,7 +38,15 @@ def pii_scanner(name: str, config: Any) -> Guardrail:
     return PiiScanner(name, config)
 
 
+def injection_scanner(name: str, config: Any) -> Guardrail:
+    """onnxruntime and the encoder load only when a policy uses `type: prompt_injection`."""
+    from gateway.guardrails.injection import PromptInjectionScanner
+
+    return PromptInjectionScanner(name, config)
+
+
 GUARDRAILS: dict[str, Callable[[str, Any], Guardrail]] = {
+    "prompt_injection": injection_scanner,
     "secrets": SecretsScanner,
     "deny_list": DenyListScanner,
     "limits": LimitsScanner,

@@ -46,7 +46,8 @@ HEADER = ["guardrail", "precision", "recall", "f1", "fpr", "p50_ms", "p95_ms", "
 
 
 def load(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text().split("\n")  # not splitlines(): texts may hold U+2028
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 async def timed_scan(guardrail: Guardrail, text: str, score: Score) -> list[Finding]:

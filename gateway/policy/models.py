@@ -147,8 +147,19 @@ class JsonSchemaGuardrail(GuardrailBase):
     action: Literal["block", "warn", "log"] = "block"  # nothing to redact in a whole document
 
 
+class PromptInjectionGuardrail(GuardrailBase):
+    """Heuristics + a classifier on all-MiniLM-L6-v2 embeddings (input only)."""
+
+    type: Literal["prompt_injection"]
+    action: Literal["block", "warn", "log"] = "block"  # nothing to redact: the whole text
+    threshold: float | None = Field(default=None, gt=0, lt=1)  # default: the trained one
+    threads: int = Field(default=2, ge=1)
+
+
+INPUT_ONLY = {"prompt_injection"}
 GuardrailConfig = Annotated[
     SecretsGuardrail
+    | PromptInjectionGuardrail
     | DenyListGuardrail
     | LimitsGuardrail
     | PiiGuardrail
@@ -237,9 +248,11 @@ def cross_reference_errors(policy: Policy) -> list[tuple[tuple[str | int, ...], 
     for owner, chains in owners:
         for stage in ("input", "output"):
             for i, guardrail in enumerate(getattr(chains, stage)):
+                path = (*owner, "guardrails", stage, i)
                 if guardrail not in policy.guardrails:
-                    path = (*owner, "guardrails", stage, i)
                     errors.append((path, f"unknown guardrail {guardrail!r}"))
+                elif stage == "output" and policy.guardrails[guardrail].type in INPUT_ONLY:
+                    errors.append((path, f"{guardrail!r} judges prompts: input only"))
     seen: set[str] = set()
     for i, key in enumerate(policy.auth.keys):
         if key.id in seen:
