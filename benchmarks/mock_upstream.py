@@ -447,9 +447,18 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="mock OpenAI/Anthropic upstream")
     parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--stream-chunks", type=int, default=20,
+                        help="content chunks of model mock-stream")  # fmt: skip
+    parser.add_argument("--chunk-interval-ms", type=float, default=10.0,
+                        help="pause between mock-stream's chunks")  # fmt: skip
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="fixed delay before model mock-slow answers")  # fmt: skip
     args = parser.parse_args()
     mock = MockUpstream(args.port)
     mock.record = False
+    words = " ".join(f"w{i}" for i in range(args.stream_chunks))
+    mock.behave("mock-stream", Behavior(text=words, chunk_interval_s=args.chunk_interval_ms / 1e3))
+    mock.behave("mock-slow", Behavior(delay_s=args.latency_ms / 1e3))
     mock.start()
     print(f"mock upstream on {mock.base_url}", flush=True)
     while True:

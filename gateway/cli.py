@@ -91,6 +91,17 @@ def models_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def missing_ner_models(policy: Policy) -> list[str]:
+    """spaCy pipelines the PII guardrails name that are not installed."""
+    wanted = [(name, g.ner_model) for name, g in policy.guardrails.items()
+              if isinstance(g, PiiGuardrail) and g.ner_model]  # fmt: skip
+    if not wanted:
+        return []
+    from gateway.guardrails.pii import ner_model_error
+
+    return [p for name, model in wanted if (p := ner_model_error(name, model)) is not None]
+
+
 def local_models(policy: Policy) -> list[str]:
     """Built-in models a policy needs: its local providers', and the encoder under the
     prompt-injection guardrail."""
@@ -108,6 +119,11 @@ def check(path: str) -> int:
             print(issue, file=sys.stderr)
         return 1
     policy = loaded.policy
+    problems = missing_ner_models(policy)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
     print(f"{path}: ok ({len(policy.providers)} providers, {len(policy.models)} models)")
     return 0
 
@@ -156,6 +172,9 @@ def run_server(args: argparse.Namespace) -> int:
             args.host,
         )
         return 2
+    for problem in missing_ner_models(loaded.policy):
+        log.error("%s", problem)
+        return 1
     from gateway.local.registry import ModelError, pull_for_policy
 
     try:  # before any worker starts, so that workers never race to fetch

@@ -76,6 +76,7 @@ class RequestContext:
     tokens_estimated: bool = False
     cost: Cost | None = None
     verdicts: list[Any] = field(default_factory=list)  # guardrails.chain.Verdict
+    restore: dict[str, str] = field(default_factory=dict)  # reversible placeholders
     warnings: list[str] = field(default_factory=list)  # guardrails that warned
     cache_status: str | None = None  # "hit" | "miss" | "bypass", set by the cache stage
     captured_input: str | None = None  # only when the policy opts in to content capture

@@ -19,6 +19,7 @@ class Guardrail(Protocol):
     name: str
     action: str  # block | redact | warn | log
     on_error: str  # open | closed
+    reversible: bool  # input redactions are restored in the client's answer
 
     def check_request(self, body: dict[str, Any]) -> str | None:
         """A request-level violation (limits), described; None when there is none."""

@@ -13,6 +13,7 @@ import orjson
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.guardrails import Guardrail
+from gateway.guardrails.restore import RestoringStream, restore_completion
 from gateway.guardrails.scanners import Finding
 from gateway.providers.base import ChunkStream, Completion
 
@@ -61,11 +62,19 @@ def strongest(verdicts: list[Verdict]) -> str | None:
     return max((v.action for v in verdicts), key=SEVERITY.__getitem__, default=None)
 
 
-def redact(text: str, findings: list[Finding]) -> str:
+def redact(text: str, findings: list[Finding], restore: dict[str, str] | None = None) -> str:
+    """Typed placeholders; numbered and remembered in `restore` when reversible (the same
+    value always gets the same placeholder within a request)."""
     out, last = [], 0
+    known = {original: token for token, original in (restore or {}).items()}
     for f in sorted(findings, key=lambda f: f.start):
         if f.start >= last:
-            out += [text[last : f.start], f"<{f.entity}>"]
+            placeholder = f"<{f.entity}>"
+            if restore is not None:
+                original = text[f.start : f.end]
+                placeholder = known.get(original) or f"<{f.entity}_{len(restore) + 1}>"
+                restore[placeholder], known[original] = original, placeholder
+            out += [text[last : f.start], placeholder]
             last = f.end
     return "".join(out) + text[last:]
 
@@ -130,7 +139,8 @@ async def scan_slots(guardrail: Guardrail, slots: list[tuple[Any, Any]], stage: 
     if action == "redact":
         for (container, key), findings in per_slot:
             if findings:
-                container[key] = redact(container[key], findings)
+                restore = ctx.restore if guardrail.reversible and stage == "input" else None
+                container[key] = redact(container[key], findings, restore)
     elif action == "warn":
         ctx.warnings.append(guardrail.name)
     return found
@@ -230,8 +240,14 @@ class GuardedStream:
 
 async def guard_output(ctx: RequestContext, result: Completion | ChunkStream,
                  chain: list[Guardrail]) -> Completion | ChunkStream:  # fmt: skip
-    if not chain:
+    """The output chain, then (when input was redacted reversibly) the originals back."""
+    if chain:
+        if isinstance(result, Completion):
+            result = await guard_completion(ctx, result, chain)
+        else:
+            result = GuardedStream(ctx, result, chain)
+    if not ctx.restore:
         return result
     if isinstance(result, Completion):
-        return await guard_completion(ctx, result, chain)
-    return GuardedStream(ctx, result, chain)
+        return restore_completion(result, ctx.restore)
+    return RestoringStream(result, ctx.restore)

@@ -118,6 +118,7 @@ class PromptInjectionScanner:
         self.name: str = name
         self.action: str = config.action
         self.on_error: str = config.on_error
+        self.reversible: bool = config.reversible
         head = load_head()
         self.weights = np.array(head["weights"], np.float32)
         self.bias = float(head["bias"])

@@ -26,6 +26,7 @@ class JsonSchemaScanner:
         self.name: str = name
         self.action: str = config.action
         self.on_error: str = config.on_error
+        self.reversible: bool = config.reversible
 
     def check_request(self, body: dict[str, Any]) -> str | None:
         return None

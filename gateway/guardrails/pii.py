@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 from typing import Any
 
 import tldextract
@@ -79,17 +80,55 @@ def windows(text: str, candidates: re.Pattern[str]) -> list[tuple[int, int]]:
     return spans
 
 
+class NerModelMissing(Exception):
+    pass
+
+
+def ner_model_error(guardrail: str, model: str) -> str | None:
+    """Why `model` cannot be loaded (None: it can): an installed package or a directory."""
+    from spacy.util import is_package
+
+    if is_package(model) or (Path(model).expanduser() / "config.cfg").is_file():
+        return None
+    return (f"guardrail '{guardrail}': spaCy model '{model}' is not installed (the gateway "
+            f"never downloads models): install its package, or set ner_model to a saved "
+            f"pipeline directory")  # fmt: skip
+
+
+class NamedEntities:
+    """presidio's spaCy NLP engine and recognizer over the policy's named pipeline."""
+
+    def __init__(self, guardrail: str, config: PiiGuardrail) -> None:
+        from presidio_analyzer.nlp_engine import SpacyNlpEngine
+        from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+
+        model = config.ner_model or ""
+        problem = ner_model_error(guardrail, model)
+        if problem:
+            raise NerModelMissing(problem)
+        self.engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}])
+        self.engine.load()
+        self.entities: list[str] = list(config.ner_entities)
+        self.recognizer = SpacyRecognizer(supported_entities=self.entities)
+
+    def analyze(self, text: str) -> list[RecognizerResult]:
+        artifacts = self.engine.process_text(text, "en")
+        return list(self.recognizer.analyze(text, self.entities, artifacts) or [])
+
+
 class PiiScanner:
     def __init__(self, name: str, config: PiiGuardrail) -> None:
         self.name: str = name
         self.action: str = config.action
         self.on_error: str = config.on_error
+        self.reversible: bool = config.reversible
         self.threshold = config.score_threshold
         self.recognizers: list[tuple[Any, re.Pattern[str] | None]] = []
         for entity in config.entities:
             factory, candidates = RECOGNIZERS[entity]
             pattern = re.compile(candidates) if candidates else None
             self.recognizers.append((factory(supported_language="en"), pattern))
+        self.ner = NamedEntities(name, config) if config.ner_model else None
         for custom in config.custom:
             recognizer = PatternRecognizer(
                 supported_entity=custom.entity,
@@ -113,6 +152,8 @@ class PiiScanner:
                     result.start += start
                     result.end += start
                     results.append(result)
+        if self.ner is not None:
+            results += self.ner.analyze(text)
         kept = [r for r in results if r.score >= self.threshold]
         return list(EntityRecognizer.remove_duplicates(kept))
 

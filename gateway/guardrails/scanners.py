@@ -54,6 +54,7 @@ class SecretsScanner:
         self.name: str = name
         self.action: str = config.action
         self.on_error: str = config.on_error
+        self.reversible: bool = config.reversible
         self._pattern = re.compile(
             "|".join(f"(?P<{entity}>{pattern})" for entity, pattern in SECRET_PATTERNS.items()),
             re.DOTALL,
@@ -82,6 +83,7 @@ class DenyListScanner:
         self.name: str = name
         self.action: str = config.action
         self.on_error: str = config.on_error
+        self.reversible: bool = config.reversible
         parts = [rf"\b{re.escape(k)}\b" for k in config.keywords] + [
             f"(?:{p})" for p in config.patterns
         ]
@@ -107,6 +109,7 @@ class LimitsScanner:
         self.name: str = name
         self.action: str = config.action
         self.on_error: str = config.on_error
+        self.reversible: bool = config.reversible
         self.config = config
 
     def check_request(self, body: dict[str, Any]) -> str | None:

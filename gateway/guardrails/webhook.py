@@ -20,6 +20,7 @@ class WebhookScanner:
         self.name: str = name
         self.action: str = config.action
         self.on_error: str = config.on_error
+        self.reversible: bool = config.reversible
         self.config = config
         self.client = httpx.AsyncClient(timeout=config.timeout_s, headers=config.headers)
 

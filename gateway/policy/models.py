@@ -93,6 +93,9 @@ Action = Literal["block", "redact", "warn", "log"]
 class GuardrailBase(Strict):
     action: Action = "block"
     on_error: Literal["open", "closed"] = "closed"  # a scanner failure passes or blocks
+    # redact on input with numbered placeholders (<EMAIL_ADDRESS_1>) that the answer's
+    # copies are turned back into the originals for the client
+    reversible: bool = False
 
 
 class SecretsGuardrail(GuardrailBase):
@@ -123,9 +126,16 @@ class CustomEntity(Strict):
     score: float = Field(default=0.9, gt=0, le=1)
 
 
+NerEntity = Literal["PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME"]
+
+
 class PiiGuardrail(GuardrailBase):
     type: Literal["pii"]
     entities: tuple[PiiEntity, ...] = PII_ENTITIES
+    # named entities from an installed spaCy pipeline (a package name or a directory);
+    # the gateway never downloads one, and refuses to start when it is missing
+    ner_model: str | None = None
+    ner_entities: tuple[NerEntity, ...] = ("PERSON", "LOCATION")
     score_threshold: float = Field(default=0.4, ge=0, le=1)  # presidio's phone score is 0.4
     custom: tuple[CustomEntity, ...] = ()
 

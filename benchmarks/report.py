@@ -1,0 +1,144 @@
+"""BENCHMARKS.md from the suite's figures: tables with ratios to direct and to each
+peer, and plots (latency vs concurrency, RSS over the soak) when matplotlib is there."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+PEER_NAMES = ("litellm", "portkey")
+
+
+def _f(value: float, digits: int = 2) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def write_report(r: dict[str, Any], out: Path) -> None:
+    m = r["machine"]
+    names = [n for n in r["sequential"] if n != "direct"]
+    seq, direct = r["sequential"], r["sequential"]["direct"]
+    parts = [
+        "# Benchmarks\n",
+        f"Machine: {m['cpus']} CPUs, {m['platform']}, Python {m['python']}"
+        + (f"; LiteLLM {m.get('litellm')}, Portkey {m.get('portkey')}" if "litellm" in m else "")
+        + ". Every figure below comes from one run of `python -m benchmarks.suite`"
+        f" (requests {r['args']['requests']}, load {r['args']['duration']} s per point).\n",
+        "## 1. Sequential latency, non-stream (added over direct)\n",
+        _table(
+            ["target", "median ms", "p99 ms", "added median ms", "added p99 ms"],
+            [
+                [
+                    n,
+                    _f(seq[n]["median_ms"], 3),
+                    _f(seq[n]["p99_ms"], 3),
+                    _f(seq[n]["median_ms"] - direct["median_ms"], 3) if n != "direct" else "",
+                    _f(seq[n]["p99_ms"] - direct["p99_ms"], 3) if n != "direct" else "",
+                ]
+                for n in seq
+            ],
+        ),
+        "## 2. Streaming (20 chunks, 10 ms apart)\n",
+        _table(
+            ["target", "time to first chunk ms", "added ms", "median gap ms", "added gap ms"],
+            [
+                [
+                    n,
+                    _f(v["ttfc_ms"], 3),
+                    _f(v["ttfc_ms"] - r["streaming"]["direct"]["ttfc_ms"], 3),
+                    _f(v["gap_ms"], 3),
+                    _f(v["gap_ms"] - r["streaming"]["direct"]["gap_ms"], 3),
+                ]
+                for n, v in r["streaming"].items()
+            ],
+        ),
+        "## 3. Throughput (`hey`, closed loop)\n",
+    ]
+    tput = r["throughput"]
+    rows = []
+    for n, by_c in tput.items():
+        row = [n]
+        for c in ("1", "20", "100"):
+            point = by_c.get(c) or by_c.get(int(c))
+            row += [_f(point["rps"], 0), _f(point["p99_ms"], 1)]
+        rows.append(row)
+    parts.append(_table(["target", "rps @1", "p99 ms @1", "rps @20", "p99 ms @20", "rps @100",
+                         "p99 ms @100"], rows))  # fmt: skip
+    ours20 = _point(tput, "ours", 20)["rps"]
+    ratios = [[n, _f(_point(tput, n, 20)["rps"] / _point(tput, "direct", 20)["rps"]),
+               _f(ours20 / _point(tput, n, 20)["rps"])] for n in names]  # fmt: skip
+    parts.append("\nAt 20 concurrent, ratio to direct and ours / target:\n\n")
+    parts.append(_table(["target", "x direct", "ours / target"], ratios))
+    best = r["best_p99_25ms"]
+    parts.append("\nHighest rps with p99 ≤ 25 ms (concurrency sweep 1-64):\n\n")
+    parts.append(_table(["target", "rps", "p99 ms", "concurrency"], [
+        [n, _f(b["rps"], 0), _f(b["p99_ms"], 1), str(int(b["concurrency"]))] for n, b in best.items()
+    ]))  # fmt: skip
+    client = _point(tput, "direct", 20)
+    parts.append(f"\nLoad client: `hey` spent {_f(client['client_cpu_s'], 1)} CPU-s for "
+                 f"{client['ok']:,} requests against the mock alone (its ceiling here: "
+                 f"{_f(client['rps'], 0)} rps at 20 concurrent).\n\n")  # fmt: skip
+    parts.append("## 4. Memory\n\n")
+    parts.append(_table(["target", "idle MB", "after warm-up MB", "end MB", "peak MB",
+                         "growth after warm-up", "soak requests", "seconds"], [
+        [n, _f(s["idle_mb"], 1), _f(s["warm_mb"], 1), _f(s["end_mb"], 1), _f(s["peak_mb"], 1),
+         f"{s['growth'] * 100:+.1f}%", f"{s['requests']:,}", _f(s["seconds"], 0)]
+        for n, s in r["soak"].items()
+    ]))  # fmt: skip
+    f = r["features"]
+    parts.append("\n## 5. Ours: telemetry (DuckDB + OTLP) and default guardrails on vs off\n\n")
+    parts.append(_table(["variant", "median ms", "p99 ms", "rps @20", "p99 ms @20"], [
+        [n, _f(f["sequential"][n]["median_ms"], 3), _f(f["sequential"][n]["p99_ms"], 3),
+         _f(f["rps20"][n]["rps"], 0), _f(f["rps20"][n]["p99_ms"], 1)] for n in f["sequential"]
+    ]))  # fmt: skip
+    parts.append(f"\n(`ours-full`: request log in DuckDB, spans to a live OTLP receiver - "
+                 f"{f['spans_received']:,} spans received -, secrets + PII guardrails on "
+                 f"input, secrets on output.)\n")  # fmt: skip
+    if "workers" in r:
+        parts.append("\n## Recommended worker counts on the same 2 cores\n\n")
+        parts.append(_table(["target", "rps @20", "p99 ms @20"], [
+            [n, _f(w["rps"], 0), _f(w["p99_ms"], 1)] for n, w in r["workers"].items()
+        ]) + "\nPortkey runs as one Node process (no worker option).\n")  # fmt: skip
+    parts.append(_plots(r, out))
+    out.write_text("\n".join(parts))
+
+
+def _point(tput: dict[str, Any], name: str, c: int) -> dict[str, float]:
+    by_c = tput[name]
+    point: dict[str, float] = by_c.get(c) or by_c.get(str(c))
+    return point
+
+
+def _plots(r: dict[str, Any], out: Path) -> str:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "\n(Plots need matplotlib: `pip install -e '.[bench]'`.)\n"
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, by_c in r["throughput"].items():
+        cs = sorted(int(c) for c in by_c)
+        ax.plot(
+            cs, [_point(r["throughput"], name, c)["p99_ms"] for c in cs], marker="o", label=name
+        )
+    ax.set(xscale="log", yscale="log", xlabel="concurrent requests", ylabel="p99 latency (ms)")
+    ax.legend()
+    latency = out.with_name(out.stem + "-latency.png")
+    fig.tight_layout()
+    fig.savefig(latency, dpi=100)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, soak in r["soak"].items():
+        ax.plot([t for t, _ in soak["samples"]], [m for _, m in soak["samples"]], label=name)
+    ax.set(xlabel="seconds into the soak", ylabel="RSS (MB)")
+    ax.legend()
+    rss = out.with_name(out.stem + "-rss.png")
+    fig.tight_layout()
+    fig.savefig(rss, dpi=100)
+    return f"\n![latency vs concurrency]({latency.name})\n\n![RSS over the soak]({rss.name})\n"

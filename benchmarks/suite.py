@@ -1,0 +1,262 @@
+"""Side-by-side benchmark: the mock directly, our gateway, LiteLLM's proxy and Portkey's
+gateway, same mock, same machine, same run. Writes BENCHMARKS.md (and plots).
+
+    python -m benchmarks.suite            # full suite (~25 minutes; installs the peers)
+    python -m benchmarks.suite --smoke    # seconds: direct and ours only (CI)
+
+Scenarios: 1 sequential latency (non-stream), 2 streaming (time to first chunk and gaps
+between chunks), 3 throughput at 1/20/100 concurrent with `hey` and the highest rps
+whose p99 stays within 25 ms, 4 memory at idle and over a soak, 5 our telemetry and
+guardrails on vs off, and peers at their recommended worker counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks import peers
+from benchmarks.mock_upstream import free_port
+from benchmarks.peers import Target
+from benchmarks.report import write_report
+
+CHAT = {"model": "mock-model", "messages": [{"role": "user", "content": "Hello"}]}
+STREAM = {"model": "mock-stream", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+FULL = """
+telemetry:
+  duckdb: {db}
+guardrails:
+  secrets: {{type: secrets, action: block}}
+  pii: {{type: pii, action: redact}}
+"""
+FULL_CHAIN = "    guardrails: {input: [secrets, pii], output: [secrets]}\n"
+
+
+def request(conn: http.client.HTTPConnection, target: Target, body: bytes) -> None:
+    conn.request("POST", target.path, body, {"content-type": "application/json", **target.headers})
+
+
+def sequential(targets: list[Target], n: int) -> dict[str, list[float]]:
+    """Interleaved round robin, so drift hits every target alike."""
+    body = orjson.dumps(CHAT)
+    conns = {t.name: http.client.HTTPConnection("127.0.0.1", t.port) for t in targets}
+    out: dict[str, list[float]] = {t.name: [] for t in targets}
+    for i in range(n + n // 10):
+        for t in targets:
+            started = time.perf_counter()
+            request(conns[t.name], t, body)
+            response = conns[t.name].getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{t.name}: HTTP {response.status}")
+            if i >= n // 10:
+                out[t.name].append(time.perf_counter() - started)
+    return out
+
+
+def streaming(targets: list[Target], n: int) -> dict[str, dict[str, list[float]]]:
+    """Time to the first content chunk and the gaps between content chunks."""
+    body = orjson.dumps(STREAM)
+    out: dict[str, dict[str, list[float]]] = {t.name: {"ttfc": [], "gaps": []} for t in targets}
+    conns = {t.name: http.client.HTTPConnection("127.0.0.1", t.port) for t in targets}
+    for _ in range(n):
+        for t in targets:
+            started = time.perf_counter()
+            request(conns[t.name], t, body)
+            response = conns[t.name].getresponse()
+            arrivals, buffer = [], b""
+            while chunk := response.read1(65536):
+                buffer += chunk
+                while b"\n\n" in buffer:
+                    event, buffer = buffer.split(b"\n\n", 1)
+                    if b'"content":"w' in event.replace(b" ", b""):
+                        arrivals.append(time.perf_counter())
+            if not arrivals:
+                raise RuntimeError(f"{t.name}: no content chunks")
+            out[t.name]["ttfc"].append(arrivals[0] - started)
+            out[t.name]["gaps"] += [b - a for a, b in itertools.pairwise(arrivals)]
+    return out
+
+
+def header_args(target: Target) -> list[str]:
+    return [arg for k, v in target.headers.items() for arg in ("-H", f"{k}: {v}")]
+
+
+def hey(target: Target, concurrency: int, seconds: float = 0, total: int = 0) -> dict[str, float]:
+    """`hey` (Go) as the load client; its own CPU time is reported with the figures."""
+    with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as f:
+        f.write(orjson.dumps(CHAT))
+    command = ["hey", "-c", str(concurrency), "-m", "POST", "-T", "application/json", "-D", f.name]
+    command += ["-z", f"{seconds}s"] if seconds else ["-n", str(total)]
+    command += header_args(target)
+    started = os.times()
+    text = subprocess.run([*command, target.url], capture_output=True, text=True, check=True,
+                          timeout=(seconds or 3600) + 120).stdout  # fmt: skip
+    ended = os.times()
+    os.unlink(f.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%+ in ([\d.]+) secs", text)
+    codes = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", text))
+    ok = int(codes.get("200", 0))
+    errors = sum(int(v) for v in codes.values()) - ok
+    cpu = (ended.children_user - started.children_user) + (ended.children_system - started.children_system)  # fmt: skip
+    return {"rps": rps, "p99_ms": float(p99.group(1)) * 1000 if p99 else float("nan"),
+            "ok": ok, "errors": errors, "client_cpu_s": cpu}  # fmt: skip
+
+
+def best_under(target: Target, seconds: float, limit_ms: float = 25.0) -> dict[str, float]:
+    """The highest rps whose p99 stays within `limit_ms`, over a concurrency sweep."""
+    best = {"rps": 0.0, "p99_ms": float("nan"), "concurrency": 0.0}
+    for concurrency in (1, 2, 4, 8, 16, 32, 64):
+        run = hey(target, concurrency, seconds)
+        if run["p99_ms"] <= limit_ms and run["rps"] > best["rps"]:
+            best = {"rps": run["rps"], "p99_ms": run["p99_ms"], "concurrency": concurrency}
+        if run["p99_ms"] > limit_ms * 2:
+            break
+    return best
+
+
+def soak(target: Target, total: int, seconds_cap: float) -> dict[str, Any]:
+    """RSS before, during and after `total` requests at 20 concurrent (or until the cap)."""
+    samples = [(0.0, target.rss_mb())]
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        ["hey", "-c", "20", "-n", str(total), "-m", "POST", "-T", "application/json",
+         "-d", orjson.dumps(CHAT).decode(), *header_args(target), target.url],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    while proc.poll() is None:
+        time.sleep(2)
+        samples.append((time.monotonic() - started, target.rss_mb()))
+        if time.monotonic() - started > seconds_cap:
+            proc.terminate()
+    out = (proc.communicate()[0] or b"").decode()
+    done = sum(int(v) for v in re.findall(r"\[\d+\]\s+(\d+) responses", out))
+    rss = [r for _, r in samples]
+    warm = rss[min(2, len(rss) - 1)]
+    return {"idle_mb": rss[0], "warm_mb": warm, "end_mb": rss[-1], "peak_mb": max(rss),
+            "growth": (rss[-1] - warm) / warm if warm else 0.0, "requests": done,
+            "seconds": time.monotonic() - started, "samples": samples}  # fmt: skip
+
+
+def summarize(seq: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    def q(values: list[float], p: float) -> float:
+        values = sorted(values)
+        return values[min(len(values) - 1, int(len(values) * p))] * 1000
+
+    return {name: {"median_ms": statistics.median(v) * 1000, "p99_ms": q(v, 0.99)}
+            for name, v in seq.items()}  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {"args": vars(args)}
+    mock_port = free_port()
+    with ExitStack() as stack:
+        peers.PEERS.mkdir(exist_ok=True)
+        stack.enter_context(peers.started("mock", peers.mock(mock_port, 20, 10.0), mock_port, {}))
+        direct = Target("direct", mock_port, subprocess.Popen(["true"]))
+        targets = [direct, stack.enter_context(peers.ours("ours", peers.our_policy(mock_port)))]
+        if not args.smoke:
+            targets.append(stack.enter_context(peers.litellm(mock_port)))
+            targets.append(stack.enter_context(peers.portkey(mock_port)))
+        results["idle_rss_mb"] = {t.name: t.rss_mb() for t in targets[1:]}
+        results["sequential"] = summarize(sequential(targets, args.requests))
+        results["streaming"] = {
+            name: {"ttfc_ms": statistics.median(v["ttfc"]) * 1000,
+                   "gap_ms": statistics.median(v["gaps"]) * 1000}
+            for name, v in streaming(targets, args.streams).items()
+        }  # fmt: skip
+        results["throughput"] = {t.name: {c: hey(t, c, args.duration) for c in (1, 20, 100)}
+                                 for t in targets}  # fmt: skip
+        results["best_p99_25ms"] = {t.name: best_under(t, max(args.duration / 2, 1))
+                                    for t in targets}  # fmt: skip
+        results["soak"] = {
+            t.name: soak(t, args.soak if t.name == "ours" else args.peer_soak, args.soak_cap)
+            for t in targets[1:]
+        }
+    results.update(features(mock_port, args))
+    if not args.smoke:
+        results.update(workers(args))
+    return results
+
+
+def features(mock_port: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Scenario 5: ours plain vs with DuckDB + OTLP spans + default guardrails."""
+    from tests.telemetry.otlp_receiver import HttpReceiver
+
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        stack.enter_context(peers.started("mock", peers.mock(mock_port, 20, 10.0), mock_port, {}))
+        receiver = stack.enter_context(HttpReceiver())
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+        try:
+            full_policy = peers.our_policy(mock_port, FULL_CHAIN) + FULL.format(
+                db=Path(tmp) / "requests.duckdb"
+            )
+            full = stack.enter_context(peers.ours("ours-full", full_policy))
+        finally:
+            del os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        plain_policy = peers.our_policy(mock_port) + "telemetry:\n  otel: false\n"
+        plain = stack.enter_context(peers.ours("ours-plain", plain_policy))
+        seq = summarize(sequential([plain, full], args.requests))
+        tput = {t.name: hey(t, 20, args.duration) for t in (plain, full)}
+        spans = len(receiver.received.spans)
+    return {"features": {"sequential": seq, "rps20": tput, "spans_received": spans}}
+
+
+def workers(args: argparse.Namespace) -> dict[str, Any]:
+    """Each at its recommended worker count on these 2 cores: ours 2, LiteLLM 2 (one per
+    core, its docs' advice), Portkey 1 (a single Node process)."""
+    mock_port = free_port()
+    out: dict[str, Any] = {}
+    with ExitStack() as stack:
+        stack.enter_context(peers.started("mock", peers.mock(mock_port, 20, 10.0), mock_port, {}))
+        for target in (
+            stack.enter_context(peers.ours("ours-2w", peers.our_policy(mock_port), workers=2)),
+            stack.enter_context(peers.litellm(mock_port, workers=2)),
+        ):
+            out[target.name] = hey(target, 20, args.duration)
+    return {"workers": out}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawTextHelpFormatter)  # fmt: skip
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--streams", type=int, default=100)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--soak", type=int, default=1_000_000, help="requests (ours)")
+    parser.add_argument("--peer-soak", type=int, default=100_000, help="requests (peers)")
+    parser.add_argument("--soak-cap", type=float, default=900, help="seconds per soak at most")
+    parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
+    args = parser.parse_args()
+    if args.smoke:
+        args.requests, args.streams, args.duration = 50, 5, 1.0
+        args.soak = args.peer_soak = 2000
+        args.out = Path(tempfile.gettempdir()) / "BENCHMARKS.smoke.md"
+    results = run(args)
+    results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
+                          "python": sys.version.split()[0]}  # fmt: skip
+    if not args.smoke:
+        results["machine"]["litellm"] = peers.litellm_version()
+        results["machine"]["portkey"] = peers.PORTKEY_SPEC
+    write_report(results, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
