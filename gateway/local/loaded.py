@@ -14,6 +14,7 @@ import onnxruntime as ort
 
 from gateway.local.engine import LlamaEngine, session_options
 from gateway.local.llama_graph import LlamaConfig
+from gateway.local.optimum import OptimumEngine, is_optimum, optimum_meta
 from gateway.local.quant import F32, Q8Matrix
 from gateway.local.scheduler import Scheduler
 from gateway.local.text import ChatText
@@ -40,6 +41,13 @@ class ChatModel:
     def __init__(
         self, directory: Path, slots: int, threads: int, context: int, precision: str = "mixed"
     ) -> None:
+        if not (directory / "gateway_model.json").is_file() and is_optimum(directory):
+            meta = optimum_meta(directory)
+            optimum = OptimumEngine(directory, slots, threads, context)
+            self.text = ChatText(directory, meta)
+            self.context_length = optimum.context_length
+            self.scheduler = Scheduler(optimum, self.text, set(meta["eos_token_ids"]))
+            return
         meta = read_meta(directory)
         if meta.get("format") != "llm-gateway/llama-gqa-v1":
             raise ModelLoadError(f"{directory}: not a chat model ({meta.get('format')})")

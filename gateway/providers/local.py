@@ -159,7 +159,8 @@ class OnnxProvider:
         directory = model_path(config.model)
         self.chat: ChatModel | None = None
         self.embedder: EmbeddingModel | None = None
-        if read_meta(directory).get("format") == "llm-gateway/bert-v1":
+        meta = directory / "gateway_model.json"
+        if meta.is_file() and read_meta(directory).get("format") == "llm-gateway/bert-v1":
             self.embedder = EmbeddingModel(directory, config.threads)
         else:
             self.chat = ChatModel(

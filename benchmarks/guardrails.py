@@ -1,0 +1,80 @@
+"""Guardrail cost: each scanner's latency on the labelled data, and the whole input +
+output chain per request through a gateway (guarded model vs the same model unguarded,
+requests interleaved, same mock, same run).
+
+    python -m benchmarks.guardrails [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+from contextlib import ExitStack
+from pathlib import Path
+
+from benchmarks import peers
+from benchmarks.mock_upstream import free_port
+from benchmarks.suite import sequential, streaming
+from gateway.guardrails import build_guardrail
+from gateway.guardrails.evaluate import HEADER, evaluate, load
+from gateway.policy.models import (
+    GuardrailConfig,
+    PiiGuardrail,
+    PromptInjectionGuardrail,
+    SecretsGuardrail,
+)
+from gateway.stats import table
+
+FIXTURES = Path(__file__).parent.parent / "tests" / "fixtures"
+CHAIN = """
+guardrails:
+  secrets: {type: secrets, action: block}
+  pii: {type: pii, action: redact}
+  injection: {type: prompt_injection, action: block}
+"""
+GUARDED = "    guardrails: {input: [secrets, injection, pii], output: [secrets, pii]}\n"
+
+
+def scanners(smoke: bool) -> None:
+    configs: dict[str, GuardrailConfig] = {"pii": PiiGuardrail(type="pii"), "secrets": SecretsGuardrail(type="secrets"),
+               "injection": PromptInjectionGuardrail(type="prompt_injection")}  # fmt: skip
+    rows = []
+    for dataset, names in (("pii_generated.jsonl", ["pii", "secrets"]),
+                           ("injection.jsonl", ["injection", "secrets", "pii"])):  # fmt: skip
+        data = load(FIXTURES / dataset)[: 60 if smoke else None]
+        for name in names:
+            score = asyncio.run(evaluate(build_guardrail(name, configs[name]), data))
+            rows.append([f"{name} on {dataset}", *score.row(name)[1:]])
+    print(table(["scanner on data", *HEADER[1:]], rows))
+
+
+def chain(smoke: bool) -> None:
+    n = 40 if smoke else 1000
+    mock_port = free_port()
+    with ExitStack() as stack:
+        stack.enter_context(peers.started("mock", peers.mock(mock_port, 20, 10.0), mock_port, {}))
+        plain = stack.enter_context(peers.ours("unguarded", peers.our_policy(mock_port)))
+        policy = peers.our_policy(mock_port, GUARDED) + CHAIN
+        guarded = stack.enter_context(peers.ours("guarded", policy))
+        seq = sequential([plain, guarded], n)
+        streams = streaming([plain, guarded], max(n // 10, 5))
+    added = (statistics.median(seq["guarded"]) - statistics.median(seq["unguarded"])) * 1000
+    ttfc = {k: statistics.median(v["ttfc"]) * 1000 for k, v in streams.items()}
+    print(f"whole chain per request (input: secrets, injection, pii; output: secrets, pii):\n"
+          f"  median unguarded {statistics.median(seq['unguarded']) * 1000:.3f} ms, guarded "
+          f"{statistics.median(seq['guarded']) * 1000:.3f} ms, added {added:.3f} ms\n"
+          f"  stream time to first chunk: unguarded {ttfc['unguarded']:.3f} ms, guarded "
+          f"{ttfc['guarded']:.3f} ms, added {ttfc['guarded'] - ttfc['unguarded']:.3f} ms")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args()
+    scanners(args.smoke)
+    chain(args.smoke)
+
+
+if __name__ == "__main__":
+    main()
