@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import httpx
 import numpy as np
 import openai
+import orjson
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
@@ -156,3 +158,24 @@ def test_real_embeddings_rank_paraphrases_together(builtin: openai.OpenAI) -> No
     )
     decoded = np.frombuffer(base64.b64decode(str(b64.data[0].embedding)), "<f4")
     np.testing.assert_allclose(decoded, vectors[0], atol=1e-6)
+
+
+def test_responses_match_the_official_openapi_schemas(
+    tiny: tuple[GatewayServer, Path], builtin: openai.OpenAI
+) -> None:
+    from tests.test_openapi_contract import validate
+
+    with httpx.Client(base_url=tiny[0].base_url, timeout=30) as c:
+        body = {"model": "tiny-chat", "messages": MESSAGES, "max_tokens": 5}
+        validate("CreateChatCompletionResponse", c.post("/v1/chat/completions", json=body).json())
+        stream = c.post("/v1/chat/completions", json={**body, "stream": True,
+                        "stream_options": {"include_usage": True}}).text  # fmt: skip
+        events = [e.removeprefix("data: ") for e in stream.split("\n\n") if e]
+        assert events[-1] == "[DONE]"
+        for event in events[:-1]:
+            validate("CreateChatCompletionStreamResponse", orjson.loads(event))
+        legacy = {"model": "tiny-chat", "prompt": "abc", "max_tokens": 5}
+        validate("CreateCompletionResponse", c.post("/v1/completions", json=legacy).json())
+    url = f"{builtin.base_url}embeddings"  # as floats: the SDK's default asks for base64
+    embedding = httpx.post(url, json={"model": "all-minilm-l6-v2", "input": ["a", "b"]})
+    validate("CreateEmbeddingResponse", embedding.json())
