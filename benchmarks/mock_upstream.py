@@ -456,7 +456,23 @@ if __name__ == "__main__":
     args = parser.parse_args()
     mock = MockUpstream(args.port)
     mock.record = False
-    words = " ".join(f"w{i}" for i in range(args.stream_chunks))
+    vocabulary = [
+        "the",
+        "answer",
+        "is",
+        "that",
+        "streams",
+        "should",
+        "flow",
+        "as",
+        "soon",
+        "as",
+        "each",
+        "word",
+        "is",
+        "ready",
+    ]
+    words = " ".join(vocabulary[i % len(vocabulary)] for i in range(args.stream_chunks))
     mock.behave("mock-stream", Behavior(text=words, chunk_interval_s=args.chunk_interval_ms / 1e3))
     mock.behave("mock-slow", Behavior(delay_s=args.latency_ms / 1e3))
     mock.start()

@@ -83,7 +83,8 @@ def streaming(targets: list[Target], n: int) -> dict[str, dict[str, list[float]]
                 buffer += chunk
                 while b"\n\n" in buffer:
                     event, buffer = buffer.split(b"\n\n", 1)
-                    if b'"content":"w' in event.replace(b" ", b""):
+                    compact = event.replace(b" ", b"")
+                    if b'"content":"' in compact and b'"content":""' not in compact:
                         arrivals.append(time.perf_counter())
             if not arrivals:
                 raise RuntimeError(f"{t.name}: no content chunks")

@@ -53,6 +53,8 @@ RECOGNIZERS: dict[str, tuple[Any, str | None]] = {  # presidio's classes are unt
     "CRYPTO": (CryptoRecognizer, None),
 }
 MAX_ENTITY_CHARS = 64  # how much of a stream's tail may still be an entity being written
+WORD = re.compile(r"\S+")
+ENTITY_LIKE = re.compile(r"\S*[\d@]\S*|[A-Z0-9]{2,}\W?|[-+()./:]+")
 
 
 def word_edge(text: str, index: int, step: int, words: int) -> int:
@@ -129,6 +131,7 @@ class PiiScanner:
             pattern = re.compile(candidates) if candidates else None
             self.recognizers.append((factory(supported_language="en"), pattern))
         self.ner = NamedEntities(name, config) if config.ner_model else None
+        self.custom = bool(config.custom)
         for custom in config.custom:
             recognizer = PatternRecognizer(
                 supported_entity=custom.entity,
@@ -165,9 +168,19 @@ class PiiScanner:
         return tuple(Finding(r.start, r.end, r.entity_type) for r in self.analyze(text))
 
     def holdback(self, text: str) -> int:
-        """Entities can hold spaces (card and phone numbers, IBANs): keep the last
-        MAX_ENTITY_CHARS, widened to a word boundary."""
-        if len(text) <= MAX_ENTITY_CHARS:
-            return 0
-        cut = len(text) - MAX_ENTITY_CHARS
-        return min(trailing_words(text[: cut + 1], 1), cut)
+        """Where a stream must wait: the unfinished last word, and before it the run of
+        words that could belong to an entity still being written (holding a digit or
+        '@', all-caps like IBAN groups, or separators), at most MAX_ENTITY_CHARS back.
+        Custom patterns and named entities can look like anything: those keep the
+        whole last MAX_ENTITY_CHARS."""
+        floor = len(text) - MAX_ENTITY_CHARS
+        if self.ner is not None or self.custom:
+            return max(0, min(trailing_words(text[: floor + 1], 1), floor)) if floor > 0 else 0
+        cut = trailing_words(text, 1)
+        for match in reversed(list(WORD.finditer(text, max(0, floor)))):
+            if match.end() > cut:
+                continue
+            if not ENTITY_LIKE.fullmatch(match.group()):
+                break
+            cut = match.start()
+        return max(cut, floor, 0)

@@ -92,3 +92,58 @@ def test_no_pii_character_reaches_the_client_at_any_chunk_boundary() -> None:
     sent = asyncio.run(stream(list(answer)))  # one character a chunk
     assert sent == expected
     assert not any(s[:5] in sent for s in secrets)
+
+
+def test_every_entity_kind_streamed_char_by_char_stays_hidden() -> None:
+    values = {"EMAIL_ADDRESS": "ops.team@example.org", "PHONE_NUMBER": "+44 20 7946 0958",
+              "CREDIT_CARD": "4111 1111 1111 1111", "IBAN_CODE": "GB82 WEST 1234 5698 7654 32",
+              "US_SSN": "078-05-1120", "IP_ADDRESS": "192.168.10.24"}  # fmt: skip
+    answer = "Records: " + "; ".join(f"{k.lower()} {v}" for k, v in values.items()) + ". Done."
+    scanner = PiiScanner("pii", PiiGuardrail(type="pii", action="redact"))
+
+    async def stream(pieces: list[str]) -> list[str]:
+        out = []
+        async for payload in GuardedStream(
+            RequestContext("r", "POST", "/"), FakeStream(pieces), [scanner]
+        ):
+            out += [c["delta"].get("content") or "" for c in orjson.loads(payload)["choices"]]
+        return out
+
+    sent = "".join(asyncio.run(stream(list(answer))))
+    assert sent.count("<") == len(values)  # each value became one placeholder
+    for value in values.values():
+        assert value[:4] not in sent
+
+
+def test_clean_text_flows_before_the_answer_ends() -> None:
+    scanner = PiiScanner("pii", PiiGuardrail(type="pii", action="redact"))
+    words = [
+        "The",
+        "answer",
+        "is",
+        "that",
+        "clean",
+        "words",
+        "flow",
+        "as",
+        "soon",
+        "as",
+        "they",
+        "are",
+        "complete",
+        ".",
+    ]
+
+    async def first_release() -> int:
+        pieces = [w + " " for w in words]
+        seen = 0
+        async for payload in GuardedStream(
+            RequestContext("r", "POST", "/"), FakeStream(pieces), [scanner]
+        ):
+            seen += 1
+            if any(c["delta"].get("content") for c in orjson.loads(payload)["choices"]):
+                return seen
+        return seen
+
+    # chunk 1 is the role chunk; "The " goes out with the chunk that completes it
+    assert asyncio.run(first_release()) <= 3
