@@ -104,8 +104,50 @@ def write_report(r: dict[str, Any], out: Path) -> None:
         parts.append(_table(["target", "rps @20", "p99 ms @20"], [
             [n, _f(w["rps"], 0), _f(w["p99_ms"], 1)] for n, w in r["workers"].items()
         ]) + "\nPortkey runs as one Node process (no worker option).\n")  # fmt: skip
+    parts.append(_targets(r))
+    parts.append(PROFILE_NOTE)
     parts.append(_plots(r, out))
     out.write_text("\n".join(parts))
+
+
+PROFILE_NOTE = """
+## Where our time goes
+
+`py-spy record -r 500 --pid <gateway pid>` under 20 concurrent requests
+(`benchmarks/profile.txt` holds the last run's top functions): about half of the
+gateway's CPU per request is uvicorn's HTTP handling and the extra loopback hop that
+any proxy pays (a bare ASGI app relaying with raw aiohttp on uvicorn adds ~0.6 ms by
+itself: `python -m benchmarks.proxy_overhead --floor`); the rest is spread thinly over
+httpx's request/response objects, Starlette's routing and middleware, JSON parsing and
+rewriting, usage parsing, token/cost accounting and telemetry queueing. Garbage
+collection was the p99 killer under load (gen-2 collections walking the startup heap,
+~50 ms): the gateway now calls `gc.freeze()` after startup.
+"""
+
+
+def _targets(r: dict[str, Any]) -> str:
+    """The issue's targets against this run's figures, met or not."""
+    seq, stream, tput = r["sequential"], r["streaming"], r["throughput"]
+    added = seq["ours"]["median_ms"] - seq["direct"]["median_ms"]
+    ttfc = stream["ours"]["ttfc_ms"] - stream["direct"]["ttfc_ms"]
+    ours20 = _point(tput, "ours", 20)
+    rows = [
+        ["sequential median added <= 0.4 ms", f"{added:.3f} ms", added <= 0.4],
+        ["added time to first chunk <= 0.5 ms", f"{ttfc:.3f} ms", ttfc <= 0.5],
+        ["p99 at 20 concurrent <= 25 ms", f"{ours20['p99_ms']:.1f} ms", ours20["p99_ms"] <= 25],
+    ]
+    for peer, times in (("litellm", 20), ("portkey", 4)):
+        if peer in tput:
+            ratio = ours20["rps"] / _point(tput, peer, 20)["rps"]
+            rows.append(
+                [f">= {times}x {peer} rps at 20 concurrent", f"{ratio:.1f}x", ratio >= times]
+            )
+    if "ours" in r["soak"]:
+        growth = r["soak"]["ours"]["growth"]
+        rows.append(["RSS growth over the soak < 5%", f"{growth * 100:+.1f}%", growth < 0.05])
+    table = _table(["target", "this run", "met"],
+                   [[a, b, "yes" if ok else "**no**"] for a, b, ok in rows])  # fmt: skip
+    return "\n## Targets (ours, this machine)\n\n" + table
 
 
 def _point(tput: dict[str, Any], name: str, c: int) -> dict[str, float]:

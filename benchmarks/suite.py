@@ -164,7 +164,9 @@ def summarize(seq: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"args": vars(args)}
+    results: dict[str, Any] = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    }
     mock_port = free_port()
     with ExitStack() as stack:
         peers.PEERS.mkdir(exist_ok=True)
@@ -244,7 +246,11 @@ def main() -> None:
     parser.add_argument("--peer-soak", type=int, default=100_000, help="requests (peers)")
     parser.add_argument("--soak-cap", type=float, default=900, help="seconds per soak at most")
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
+    parser.add_argument("--from-json", type=Path, help="rewrite the report from saved figures")
     args = parser.parse_args()
+    if args.from_json:
+        write_report(orjson.loads(args.from_json.read_bytes()), args.out)
+        return
     if args.smoke:
         args.requests, args.streams, args.duration = 50, 5, 1.0
         args.soak = args.peer_soak = 2000
@@ -255,8 +261,10 @@ def main() -> None:
     if not args.smoke:
         results["machine"]["litellm"] = peers.litellm_version()
         results["machine"]["portkey"] = peers.PORTKEY_SPEC
-    write_report(results, args.out)
-    print(f"wrote {args.out}")
+    figures = args.out.with_suffix(".json")
+    figures.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    write_report(orjson.loads(figures.read_bytes()), args.out)
+    print(f"wrote {args.out} and {figures}")
 
 
 if __name__ == "__main__":
