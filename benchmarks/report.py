@@ -113,15 +113,18 @@ def write_report(r: dict[str, Any], out: Path) -> None:
 PROFILE_NOTE = """
 ## Where our time goes
 
-`py-spy record -r 500 --pid <gateway pid>` under 20 concurrent requests
-(`benchmarks/profile.txt` holds the last run's top functions): about half of the
-gateway's CPU per request is uvicorn's HTTP handling and the extra loopback hop that
-any proxy pays (a bare ASGI app relaying with raw aiohttp on uvicorn adds ~0.6 ms by
-itself: `python -m benchmarks.proxy_overhead --floor`); the rest is spread thinly over
-httpx's request/response objects, Starlette's routing and middleware, JSON parsing and
-rewriting, usage parsing, token/cost accounting and telemetry queueing. Garbage
+`benchmarks/profile.txt`: `py-spy record --gil` (the thread holding the GIL) on
+`gateway serve` under `hey -c 20`. Of the gateway's Python time per request, ~44% is
+the upstream call itself (aiohttp's client writing the request and parsing the answer,
+under httpx's request/response objects), ~10% writing the response through uvicorn's
+httptools protocol, ~12% Starlette's middleware and routing layers, and the rest is
+spread thinly over body parsing, the pipeline, usage/cost accounting and telemetry
+queueing. A bare ASGI app relaying with raw aiohttp on uvicorn already adds ~0.6 ms
+here (`python -m benchmarks.proxy_overhead --floor`), which is why the 0.4 ms target is
+out of reach without leaving uvicorn (granian, tried: no better here). Garbage
 collection was the p99 killer under load (gen-2 collections walking the startup heap,
-~50 ms): the gateway now calls `gc.freeze()` after startup.
+~50 ms pauses; p99 at 20 concurrent 73 ms): the gateway calls `gc.freeze()` after
+startup (p99 now ~20 ms).
 """
 
 
