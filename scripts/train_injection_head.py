@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from injection_augment import rows as augment_rows
 
 from gateway.guardrails.injection import Featurizer
 from gateway.local.registry import pull
@@ -72,8 +73,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=Path("tests/fixtures/injection.jsonl"))
     parser.add_argument("--out", type=Path, default=Path("gateway/data/injection_head.json"))
+    parser.add_argument("--no-augment", action="store_true", help="without injection_augment.py")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.data.read_text().split("\n") if line.strip()]
+    if not args.no_augment:
+        rows += augment_rows()
     featurizer = Featurizer(pull("all-minilm-l6-v2"))
     started = time.perf_counter()
     x = np.stack([featurizer.features(r["text"]) for r in rows]).astype(np.float64)
