@@ -55,6 +55,10 @@ class InvalidRequest(GatewayError):
     code = "invalid_request"
 
 
+class ContextLengthExceeded(InvalidRequest):
+    code = "context_length_exceeded"
+
+
 class AuthenticationFailed(GatewayError):
     status = 401
     type = "invalid_request_error"
@@ -110,6 +114,12 @@ class ServiceUnavailable(GatewayError):
     status = 503
     type = "api_error"
     code = "service_unavailable"
+
+
+class LocalModelFailed(GatewayError):
+    """An in-process model's run failed (the request fails; the model keeps serving)."""
+
+    code = "local_model_error"
 
 
 class UpstreamError(GatewayError):

@@ -13,6 +13,7 @@ import orjson
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.guardrails import Guardrail
+from gateway.guardrails.deltas import rewrite_deltas
 from gateway.guardrails.restore import RestoringStream, restore_completion
 from gateway.guardrails.scanners import Finding
 from gateway.providers.base import ChunkStream, Completion
@@ -192,24 +193,14 @@ class GuardedStream:
         self.headers = inner.headers
         self.pending: dict[int, str] = {}  # per choice: text not yet sent
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for payload in self.inner:
-            doc = orjson.loads(payload)
-            choices = doc.get("choices") or []
-            touched = False
-            for choice in choices:
-                delta = choice.get("delta") or {}
-                content = delta.get("content")
-                final = choice.get("finish_reason") is not None
-                if isinstance(content, str) or final:
-                    index = choice.get("index", 0)
-                    text = self.pending.get(index, "") + (content or "")
-                    ready, self.pending[index] = await self.release(text, final)
-                    if isinstance(content, str) or ready:
-                        delta["content"] = ready
-                        choice["delta"] = delta
-                    touched = True
-            yield orjson.dumps(doc) if touched else payload
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return rewrite_deltas(self.inner, self.rewrite)
+
+    async def rewrite(self, index: int, content: str, final: bool) -> str:
+        ready, self.pending[index] = await self.release(
+            self.pending.get(index, "") + content, final
+        )
+        return ready
 
     async def release(self, text: str, final: bool) -> tuple[str, str]:
         """Split pending text into what may go now (scanned, redacted) and what waits."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from gateway.guardrails.scanners import Finding
+from gateway.guardrails.scanners import Finding, PolicyGuardrail
 from gateway.local.engine import session_options
 from gateway.local.quant import F32
 from gateway.policy.models import PromptInjectionGuardrail
@@ -111,14 +111,11 @@ def load_head() -> dict[str, Any]:
     return head
 
 
-class PromptInjectionScanner:
+class PromptInjectionScanner(PolicyGuardrail):
     def __init__(self, name: str, config: PromptInjectionGuardrail) -> None:
         from gateway.local.registry import pull
 
-        self.name: str = name
-        self.action: str = config.action
-        self.on_error: str = config.on_error
-        self.reversible: bool = config.reversible
+        super().__init__(name, config)
         head = load_head()
         self.weights = np.array(head["weights"], np.float32)
         self.bias = float(head["bias"])

@@ -9,7 +9,7 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from gateway.guardrails.scanners import Finding
+from gateway.guardrails.scanners import Finding, PolicyGuardrail
 from gateway.policy.models import JsonSchemaGuardrail
 
 
@@ -21,12 +21,9 @@ def requested_schema(request: dict[str, Any] | None) -> dict[str, Any] | None:
     return schema if isinstance(schema, dict) else None
 
 
-class JsonSchemaScanner:
+class JsonSchemaScanner(PolicyGuardrail):
     def __init__(self, name: str, config: JsonSchemaGuardrail) -> None:
-        self.name: str = name
-        self.action: str = config.action
-        self.on_error: str = config.on_error
-        self.reversible: bool = config.reversible
+        super().__init__(name, config)
 
     def check_request(self, body: dict[str, Any]) -> str | None:
         return None

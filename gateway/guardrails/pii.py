@@ -28,7 +28,7 @@ from presidio_analyzer.predefined_recognizers import (
     UsSsnRecognizer,
 )
 
-from gateway.guardrails.scanners import Finding, trailing_words
+from gateway.guardrails.scanners import Finding, PolicyGuardrail, trailing_words
 from gateway.policy.models import PiiGuardrail
 
 OFFLINE_TLDS = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)  # bundled list only
@@ -118,12 +118,9 @@ class NamedEntities:
         return list(self.recognizer.analyze(text, self.entities, artifacts) or [])
 
 
-class PiiScanner:
+class PiiScanner(PolicyGuardrail):
     def __init__(self, name: str, config: PiiGuardrail) -> None:
-        self.name: str = name
-        self.action: str = config.action
-        self.on_error: str = config.on_error
-        self.reversible: bool = config.reversible
+        super().__init__(name, config)
         self.threshold = config.score_threshold
         self.recognizers: list[tuple[Any, re.Pattern[str] | None]] = []
         for entity in config.entities:

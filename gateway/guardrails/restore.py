@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
+from gateway.guardrails.deltas import rewrite_deltas
 from gateway.providers.base import ChunkStream, Completion
 
 PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
@@ -38,22 +39,12 @@ class RestoringStream:
         self.longest = max(len(p) for p in restore)
         self.pending: dict[int, str] = {}
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for payload in self.inner:
-            doc = orjson.loads(payload)
-            touched = False
-            for choice in doc.get("choices") or ():
-                delta = choice.get("delta") or {}
-                content = delta.get("content")
-                final = choice.get("finish_reason") is not None
-                if isinstance(content, str) or final:
-                    index = choice.get("index", 0)
-                    text = self.pending.pop(index, "") + (content or "")
-                    ready, self.pending[index] = self.split(text, final)
-                    delta["content"] = restore_text(ready, self.restore)
-                    choice["delta"] = delta
-                    touched = True
-            yield orjson.dumps(doc) if touched else payload
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return rewrite_deltas(self.inner, self.rewrite)
+
+    async def rewrite(self, index: int, content: str, final: bool) -> str:
+        ready, self.pending[index] = self.split(self.pending.get(index, "") + content, final)
+        return restore_text(ready, self.restore)
 
     def split(self, text: str, final: bool) -> tuple[str, str]:
         partial = None if final else PARTIAL.search(text[-self.longest :])

@@ -7,8 +7,23 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.policy.models import DenyListGuardrail, LimitsGuardrail, SecretsGuardrail
+from gateway.policy.models import (
+    DenyListGuardrail,
+    GuardrailBase,
+    LimitsGuardrail,
+    SecretsGuardrail,
+)
 from gateway.telemetry import tokens
+
+
+class PolicyGuardrail:
+    """What every guardrail takes from its policy entry."""
+
+    def __init__(self, name: str, config: GuardrailBase) -> None:
+        self.name: str = name
+        self.action: str = config.action
+        self.on_error: str = config.on_error
+        self.reversible: bool = config.reversible
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,16 +60,13 @@ PEM_BEGIN = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 PEM_END = re.compile(r"-----END [A-Z ]*PRIVATE KEY-----")
 
 
-class SecretsScanner:
+class SecretsScanner(PolicyGuardrail):
     """API keys and tokens (OpenAI, Anthropic, AWS, GitHub, Slack, Stripe, JWT) and PEM
     private keys. Each token is one word, so a stream holds back only its last word
     (or an unfinished PEM block)."""
 
     def __init__(self, name: str, config: SecretsGuardrail) -> None:
-        self.name: str = name
-        self.action: str = config.action
-        self.on_error: str = config.on_error
-        self.reversible: bool = config.reversible
+        super().__init__(name, config)
         self._pattern = re.compile(
             "|".join(f"(?P<{entity}>{pattern})" for entity, pattern in SECRET_PATTERNS.items()),
             re.DOTALL,
@@ -76,14 +88,11 @@ class SecretsScanner:
         return trailing_words(text, 1)
 
 
-class DenyListScanner:
+class DenyListScanner(PolicyGuardrail):
     """Keywords and phrases (case-insensitive, whole words) and regular expressions."""
 
     def __init__(self, name: str, config: DenyListGuardrail) -> None:
-        self.name: str = name
-        self.action: str = config.action
-        self.on_error: str = config.on_error
-        self.reversible: bool = config.reversible
+        super().__init__(name, config)
         parts = [rf"\b{re.escape(k)}\b" for k in config.keywords] + [
             f"(?:{p})" for p in config.patterns
         ]
@@ -102,14 +111,11 @@ class DenyListScanner:
         return trailing_words(text, self._words)
 
 
-class LimitsScanner:
+class LimitsScanner(PolicyGuardrail):
     """Request-level limits: input tokens (tiktoken), messages, requested output tokens."""
 
     def __init__(self, name: str, config: LimitsGuardrail) -> None:
-        self.name: str = name
-        self.action: str = config.action
-        self.on_error: str = config.on_error
-        self.reversible: bool = config.reversible
+        super().__init__(name, config)
         self.config = config
 
     def check_request(self, body: dict[str, Any]) -> str | None:

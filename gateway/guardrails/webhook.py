@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from gateway.guardrails.scanners import Finding
+from gateway.guardrails.scanners import Finding, PolicyGuardrail
 from gateway.policy.models import WebhookGuardrail
 
 
@@ -15,12 +15,9 @@ class WebhookError(Exception):
     """The webhook failed or answered nonsense: the chain applies `on_error`."""
 
 
-class WebhookScanner:
+class WebhookScanner(PolicyGuardrail):
     def __init__(self, name: str, config: WebhookGuardrail) -> None:
-        self.name: str = name
-        self.action: str = config.action
-        self.on_error: str = config.on_error
-        self.reversible: bool = config.reversible
+        super().__init__(name, config)
         self.config = config
         self.client = httpx.AsyncClient(timeout=config.timeout_s, headers=config.headers)
 

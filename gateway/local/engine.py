@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import onnx
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ortstate
 
 from gateway.local.llama_graph import LlamaConfig
 from gateway.local.quant import BLOCK, F32, Q8Matrix
@@ -23,6 +24,12 @@ RESCORE_MARGIN = 2.0  # logits this close to the best are recomputed exactly
 
 INITIAL_LENGTH = 256
 CPU = ["CPUExecutionProvider"]
+# what onnxruntime raises when a run fails (its pybind classes derive from Exception)
+RUN_ERRORS = (ortstate.Fail, ortstate.RuntimeException, ortstate.InvalidArgument, MemoryError)
+
+
+class EngineFailure(Exception):
+    """A model run failed: the requests in it fail, the scheduler keeps serving."""
 
 
 def session_options(threads: int) -> ort.SessionOptions:
@@ -159,7 +166,10 @@ class LlamaEngine:
         binding.bind_cpu_input("input_ids", tokens)
         binding.bind_cpu_input("seqlens_k", seqlens)
         binding.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
-        session.run_with_iobinding(binding)
+        try:
+            session.run_with_iobinding(binding)
+        except RUN_ERRORS as exc:
+            raise EngineFailure(str(exc)) from exc
         outputs = binding.get_outputs()  # not copy_outputs_to_cpu: that copies the caches
         logits, hidden = outputs[0].numpy(), outputs[1].numpy()
         return self._rescore(logits, hidden)

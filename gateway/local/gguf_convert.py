@@ -110,10 +110,10 @@ def build_tokenizer(reader: GGUFReader) -> Tokenizer:
     tokens: list[str] = _field(reader, "tokenizer.ggml.tokens")
     merges = [tuple(m.split(" ", 1)) for m in _field(reader, "tokenizer.ggml.merges")]
     vocab = {token: i for i, token in enumerate(tokens)}
-    try:
-        tokenizer = Tokenizer(models.BPE(vocab, merges, fuse_unk=False))
-    except Exception as exc:  # tokenizers raises a bare Exception for bad vocabularies
-        raise ConversionError(f"tokenizer: {exc}") from None
+    for merge in merges:  # checked here: tokenizers reports it as a bare Exception
+        if len(merge) != 2 or any(part not in vocab for part in (*merge, "".join(merge))):
+            raise ConversionError(f"tokenizer: merge {' '.join(merge)!r} is not in the vocabulary")
+    tokenizer = Tokenizer(models.BPE(vocab, merges, fuse_unk=False))
     parts: list[pre_tokenizers.PreTokenizer] = []
     if pre == "smollm":
         parts.append(pre_tokenizers.Digits(individual_digits=True))

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from gateway.local.engine import CPU, session_options
+from gateway.local.engine import CPU, RUN_ERRORS, EngineFailure, session_options
 from gateway.local.quant import F32
 
 I64 = npt.NDArray[np.int64]
@@ -84,7 +84,10 @@ class OptimumEngine:
             feed["position_ids"] = positions
         for i, (key, value) in enumerate(past):
             feed[f"past_key_values.{i}.key"], feed[f"past_key_values.{i}.value"] = key, value
-        out = self.session.run(None, feed)
+        try:
+            out = self.session.run(None, feed)
+        except RUN_ERRORS as exc:
+            raise EngineFailure(str(exc)) from exc
         presents = [(out[1 + 2 * i], out[2 + 2 * i]) for i in range(self.layers)]
         logits: F32 = out[0][:, -1, :]
         return logits, presents

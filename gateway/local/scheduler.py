@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from gateway.local.engine import EngineFailure
 from gateway.local.quant import F32
 from gateway.local.text import ChatText, StopFilter
 
@@ -146,7 +147,7 @@ class Scheduler:
         active = _Active(seq, self.text)
         try:
             logits = self.engine.prefill(len(self.active), seq.prompt)
-        except Exception as exc:  # an engine failure fails this request, not the thread
+        except EngineFailure as exc:  # fails this request, not the thread
             seq.emit(Failed(f"local model failed: {exc}"))
             return
         seq.length = len(seq.prompt)
@@ -158,7 +159,7 @@ class Scheduler:
         seqs = [a.seq for a in self.active]
         try:
             logits = self.engine.decode([s.last for s in seqs], [s.length for s in seqs])
-        except Exception as exc:  # fail the batch's requests, keep serving new ones
+        except EngineFailure as exc:  # fail the batch's requests, keep serving new ones
             for seq in seqs:
                 seq.emit(Failed(f"local model failed: {exc}"))
             self.active.clear()

@@ -17,22 +17,12 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.errors import ContextLengthExceeded, InvalidRequest, LocalModelFailed
 from gateway.local.loaded import ChatModel, EmbeddingModel, read_meta
 from gateway.local.registry import KNOWN, model_path, pull
 from gateway.local.scheduler import Delta, Failed, Finished, Sampling, Sequence
 from gateway.policy.models import LocalProviderConfig
 from gateway.providers.base import Completion, Operation, UpstreamRequest
-
-
-class LocalModelFailed(GatewayError):
-    status = 500
-    type = "api_error"
-    code = "local_model_error"
-
-
-class ContextLengthExceeded(InvalidRequest):
-    code = "context_length_exceeded"
 
 
 def _number(body: dict[str, Any], key: str, default: float, low: float, high: float) -> float:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.local.engine import EngineFailure
 from gateway.local.loaded import ChatModel
 from gateway.local.scheduler import Delta, Failed, Finished, Sampling, Sequence
 from gateway.local.text import StopFilter
@@ -130,3 +131,22 @@ def test_stop_filter_holds_back_only_a_possible_prefix() -> None:
     assert f.feed("x") == "ENx"
     assert f.feed("\n") == ""
     assert f.feed("\nrest") == "" and f.stopped
+
+
+async def test_a_failing_run_fails_its_requests_and_the_next_ones_still_work(
+    model: ChatModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = model.scheduler.engine
+    real = engine.decode
+
+    def broken(ids: list[int], lengths: list[int]) -> object:
+        monkeypatch.setattr(engine, "decode", real)  # fails once
+        raise EngineFailure("onnxruntime: out of memory")
+
+    monkeypatch.setattr(engine, "decode", broken)
+    seq = Sequence([5, 6], GREEDY, asyncio.get_running_loop())
+    model.scheduler.submit(seq)
+    events = [await asyncio.wait_for(seq.events.get(), 10) for _ in range(2)]
+    assert isinstance(events[-1], Failed) and "out of memory" in events[-1].message
+    _, done = await generate(model, "after", GREEDY)
+    assert done.completion_tokens == 24
