@@ -40,3 +40,20 @@ def test_k8s_manifests_have_probes_and_a_valid_policy(tmp_path: Path) -> None:
     policy = tmp_path / "gateway.yaml"
     policy.write_text(kinds["ConfigMap"]["data"]["gateway.yaml"])
     assert load_policy(policy, env={"OPENAI_API_KEY": "k"}).policy.models
+
+
+def test_every_data_file_of_the_package_is_installed_not_only_in_a_checkout() -> None:
+    """A non-editable install (the Docker image) gets only what package-data names."""
+    import tomllib
+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["gateway"]
+    package = ROOT / "gateway"
+    covered = {path for pattern in globs for path in package.glob(pattern)}
+    data = {
+        path
+        for path in package.rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    }
+    assert data and data <= covered, sorted(str(p.relative_to(package)) for p in data - covered)

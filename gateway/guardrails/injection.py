@@ -1,10 +1,13 @@
 """`type: prompt_injection`: heuristics plus a classifier over sentence embeddings.
 
 Features of a text: all-MiniLM-L6-v2 embeddings (int8 dynamically quantized for speed)
-of its first and last 128 word pieces, and a dozen attack-phrasing patterns; a
-logistic head trained by `scripts/train_injection_head.py` (shipped in
-`gateway/data/injection_head.json`, with the figures it reached on held-out data)
-turns them into a probability. System and developer messages are not judged.
+of its sentences (pieces of at most 64 word pieces; of a long text, those within its
+first and last 128 word pieces), averaged and max-pooled, so one injected sentence in
+a benign document still stands out; and a dozen attack-phrasing patterns. A small
+ensemble of one-hidden-layer networks trained by `scripts/train_injection_head.py`
+(shipped in `gateway/data/injection_head.npz`, its threshold and the figures it
+reached on held-out data in `injection_head.json`) turns them into a probability.
+System and developer messages are not judged.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from gateway.local.engine import session_options
 from gateway.local.quant import F32
 from gateway.policy.models import PromptInjectionGuardrail
 
-WINDOW = 128  # word pieces per window: the head and the tail of a long text
+SEGMENT = 64  # word pieces per sentence piece at most
+BUDGET = 64  # word pieces judged from each end of a long text
+SENTENCE_END = re.compile(r"(?<=[.!?:;\n])\s+")
 PATTERNS = [  # phrasing of attacks; each a feature the head weighs
     r"\b(?:ignore|disregard|forget|override|bypass|skip)\b.{0,40}?\b(?:previous|prior|above|"
     r"earlier|preceding|all|any|your|the|these|those|initial|original)\b.{0,30}?\b(?:"
@@ -73,22 +78,61 @@ class Featurizer:
         )
         self._lock = threading.Lock()
 
-    def windows(self, text: str) -> list[list[int]]:
-        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
-        cls, sep = self.cls_sep
-        parts = [ids[:WINDOW]] if len(ids) <= WINDOW else [ids[:WINDOW], ids[-WINDOW:]]
-        return [[cls, *part, sep] for part in parts]
+    def segments(self, text: str) -> list[list[int]]:
+        """The text as word-piece ids in pieces of whole sentences, packed up to SEGMENT
+        pieces (a longer sentence is cut); of a long text, only BUDGET pieces from
+        either end."""
+        encoding = self.tokenizer.encode(text, add_special_tokens=False)
+        boundaries = [m.end() for m in SENTENCE_END.finditer(text)] + [len(text) + 1]
+        sentences: list[list[int]] = [[]]
+        passed = 0
+        for token, (start, _) in zip(encoding.ids, encoding.offsets, strict=True):
+            if start >= boundaries[passed]:
+                while start >= boundaries[passed]:
+                    passed += 1
+                sentences.append([])
+            sentences[-1].append(token)
+        pieces: list[list[int]] = [[]]
+        for sentence in filter(None, sentences):
+            if len(pieces[-1]) + len(sentence) > SEGMENT:
+                pieces.append([])
+            for token in sentence:
+                if len(pieces[-1]) == SEGMENT:
+                    pieces.append([])
+                pieces[-1].append(token)
+        return _ends([p for p in pieces if p] or [[]], BUDGET)
 
     def features(self, text: str) -> F32:
-        windows = self.windows(text)
-        width = max(len(w) for w in windows)
-        ids = np.zeros((len(windows), width), np.int64)
+        cls, sep = self.cls_sep
+        segments = [[cls, *piece, sep] for piece in self.segments(text)]
+        ids = np.zeros((len(segments), max(len(s) for s in segments)), np.int64)
         mask = np.zeros_like(ids)
-        for i, w in enumerate(windows):
-            ids[i, : len(w)], mask[i, : len(w)] = w, 1
+        for i, segment in enumerate(segments):
+            ids[i, : len(segment)], mask[i, : len(segment)] = segment, 1
         with self._lock:
             vectors = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         return np.concatenate([vectors.mean(0), vectors.max(0), heuristics(text)])
+
+
+def _ends(pieces: list[list[int]], budget: int) -> list[list[int]]:
+    """The first `budget` tokens and the last `budget` tokens, in their pieces."""
+    if sum(map(len, pieces)) <= 2 * budget:
+        return pieces
+    head: list[list[int]] = []
+    tail: list[list[int]] = []
+    left = budget
+    for piece in pieces:
+        head.append(piece[:left])
+        left -= len(head[-1])
+        if not left:
+            break
+    left = budget
+    for piece in reversed(pieces):
+        tail.insert(0, piece[-left:])
+        left -= len(tail[0])
+        if not left:
+            break
+    return head + tail
 
 
 def quantized(model_dir: Path) -> Path:
@@ -105,10 +149,24 @@ def quantized(model_dir: Path) -> Path:
     return target
 
 
-def load_head() -> dict[str, Any]:
-    text = resources.files("gateway.data").joinpath("injection_head.json").read_text("utf-8")
-    head: dict[str, Any] = json.loads(text)
-    return head
+class Head:
+    """The ensemble: each member relu(x W1 + b1) w2 + b2 through a sigmoid (input
+    standardisation folded into W1, b1); the probability is the members' mean."""
+
+    def __init__(self) -> None:
+        data = resources.files("gateway.data")
+        self.about: dict[str, Any] = json.loads(data.joinpath("injection_head.json").read_text())
+        with data.joinpath("injection_head.npz").open("rb") as f, np.load(f) as arrays:
+            self.w1, self.b1 = arrays["w1"], arrays["b1"]  # [M, F, H], [M, H]
+            self.w2, self.b2 = arrays["w2"], arrays["b2"]  # [M, H], [M]
+        inputs = self.w1.shape[1]  # the members' first layers side by side: one matmul
+        self._w1 = np.ascontiguousarray(self.w1.transpose(1, 0, 2).reshape(inputs, -1))
+        self.threshold = float(self.about["threshold"])
+
+    def probability(self, features: F32) -> float:
+        hidden = np.maximum(features @ self._w1 + self.b1.reshape(-1), 0.0)
+        z = (hidden * self.w2.reshape(-1)).reshape(self.b2.shape[0], -1).sum(1) + self.b2
+        return float(np.mean(0.5 + 0.5 * np.tanh(z / 2)))  # the sigmoid, without overflow
 
 
 class PromptInjectionScanner(PolicyGuardrail):
@@ -116,15 +174,12 @@ class PromptInjectionScanner(PolicyGuardrail):
         from gateway.local.registry import pull
 
         super().__init__(name, config)
-        head = load_head()
-        self.weights = np.array(head["weights"], np.float32)
-        self.bias = float(head["bias"])
-        self.threshold = config.threshold if config.threshold is not None else head["threshold"]
+        self.head = Head()
+        self.threshold = config.threshold if config.threshold is not None else self.head.threshold
         self.featurizer = Featurizer(pull("all-minilm-l6-v2"), config.threads)
 
     def probability(self, text: str) -> float:
-        z = float(self.featurizer.features(text) @ self.weights) + self.bias
-        return float(1.0 / (1.0 + np.exp(-z)))
+        return self.head.probability(self.featurizer.features(text))
 
     def check_request(self, body: dict[str, Any]) -> str | None:
         return None
