@@ -125,6 +125,17 @@ out of reach without leaving uvicorn (granian, tried: no better here). Garbage
 collection was the p99 killer under load (gen-2 collections walking the startup heap,
 ~50 ms pauses; p99 at 20 concurrent 73 ms): the gateway calls `gc.freeze()` after
 startup (p99 now ~20 ms).
+
+Streams: the added time to the first chunk is larger than the non-stream figure, and
+most of the difference is this VM waking idle CPUs, not gateway work
+(`python -m benchmarks.idle`): added time to the first chunk 0.91 ms when the mock's
+chunks come back to back, 1.93 ms with the suite's chunks 10 ms apart (same run); and
+aiohttp alone (the gateway's upstream client) gets the same mock's headers in 0.33 /
+0.59 / 1.17 ms after 0 / 2 / 20 ms of idleness. Traced inside `gateway serve`
+(perf_counter marks on the client's clock): ASGI entry to the upstream call ~0.25 ms,
+upstream headers to our response start ~0.2 ms, each chunk relayed in ~0.045 ms; the
+rest is the extra wake-ups a proxy adds (client to gateway, gateway to upstream and
+back), each paying the idle penalty when the processes slept between chunks.
 """
 
 

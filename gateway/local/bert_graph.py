@@ -1,5 +1,6 @@
 """A BERT sentence encoder (all-MiniLM-L6-v2's shape) as an onnxruntime graph built
-from its safetensors weights: embeddings, post-LN encoder layers, mean pooling over
+from its safetensors weights: embeddings, post-LN encoder layers (attention as
+onnxruntime's fused `com.microsoft.Attention`, one QKV projection), mean pooling over
 the attention mask, L2 normalisation (sentence-transformers' Transformer → Pooling →
 Normalize). Inputs `input_ids`, `attention_mask` [B, S] int64; output
 `embeddings` [B, H].
@@ -56,7 +57,6 @@ class _Graph:
 
 def build_bert(weights: dict[str, F32], config: BertConfig) -> onnx.ModelProto:
     g, c = _Graph(weights), config
-    d = c.hidden // c.heads
     g.op("Shape", ["input_ids"], "shape")
     g.op("Gather", ["shape", g.const("one", np.array(1, np.int64))], "seq")
     g.op("Range", [g.const("zero", np.array(0, np.int64)), "seq",
@@ -66,27 +66,17 @@ def build_bert(weights: dict[str, F32], config: BertConfig) -> onnx.ModelProto:
     kind = g.const("type0", weights["embeddings.token_type_embeddings.weight"][0])
     x = g.op("Add", [g.op("Add", [words, pos], "wp"), kind], "emb")
     x = g.norm(x, "embeddings.LayerNorm", "x", c.eps)
-    # additive mask [B, 1, 1, S]: 0 where attended, -1e4 on padding
+    # onnxruntime's fused Attention (one QKV projection; padding masked by the raw mask)
+    mask = g.op("Cast", ["attention_mask"], "mask_i32", to=TensorProto.INT32)
     g.op("Cast", ["attention_mask"], "maskf", to=TensorProto.FLOAT)
-    g.op("Unsqueeze", ["maskf", g.const("axes12", np.array([1, 2], np.int64))], "mask4")
-    g.op("Sub", [g.const("onef", np.array(1.0, np.float32)), "mask4"], "inv")
-    bias = g.op("Mul", ["inv", g.const("neg", np.array(-1e4, np.float32))], "mask_bias")
-    heads_shape = g.const("heads_shape", np.array([0, 0, c.heads, d], np.int64))
-    flat_shape = g.const("flat_shape", np.array([0, 0, c.hidden], np.int64))
-    scale = g.const("scale", np.array(d**-0.5, np.float32))
     for i in range(c.layers):
         p = f"encoder.layer.{i}."
-        parts = []
-        for name, perm in (("query", [0, 2, 1, 3]), ("key", [0, 2, 3, 1]), ("value", [0, 2, 1, 3])):
-            y = g.linear(x, p + "attention.self." + name, f"l{i}.{name}")
-            y = g.op("Reshape", [y, heads_shape], f"l{i}.{name}.h")
-            parts.append(g.op("Transpose", [y], f"l{i}.{name}.t", perm=perm))
-        q, k, v = parts
-        s = g.op("MatMul", [q, k], f"l{i}.s")
-        s = g.op("Add", [g.op("Mul", [s, scale], f"l{i}.ss"), bias], f"l{i}.sm")
-        a = g.op("MatMul", [g.op("Softmax", [s], f"l{i}.p", axis=-1), v], f"l{i}.a")
-        a = g.op("Transpose", [a], f"l{i}.at", perm=[0, 2, 1, 3])
-        a = g.op("Reshape", [a, flat_shape], f"l{i}.af")
+        names = [p + "attention.self." + n for n in ("query", "key", "value")]
+        qkv = g.const(f"l{i}.qkv.w", np.ascontiguousarray(
+            np.concatenate([weights[n + ".weight"].T for n in names], axis=1)))  # fmt: skip
+        qkv_bias = g.const(f"l{i}.qkv.b", np.concatenate([weights[n + ".bias"] for n in names]))
+        a = g.op("Attention", [x, qkv, qkv_bias, mask], f"l{i}.a", domain="com.microsoft",
+                 num_heads=c.heads)  # fmt: skip
         a = g.linear(a, p + "attention.output.dense", f"l{i}.o")
         x = g.norm(g.op("Add", [a, x], f"l{i}.r1"), p + "attention.output.LayerNorm",
                    f"l{i}.x1", c.eps)  # fmt: skip
@@ -107,6 +97,8 @@ def build_bert(weights: dict[str, F32], config: BertConfig) -> onnx.ModelProto:
            for n in ("input_ids", "attention_mask")]  # fmt: skip
     out = [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", c.hidden])]
     graph = helper.make_graph(g.nodes, "bert", ids, out, g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)]
+    )
     model.ir_version = 10
     return model

