@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await state.runtime.aclose()
             for sink in state.sinks:
                 await sink.aclose()
+            gc.unfreeze()  # what startup built may be collected again (and torn down at exit)
 
     return Starlette(
         routes=ROUTES,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import re
 import threading
 from importlib import resources
@@ -142,11 +144,21 @@ def quantized(model_dir: Path) -> Path:
     if not target.exists():
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        tmp = model_dir / f".model.int8.{threading.get_ident()}.onnx"
-        quantize_dynamic(model_dir / "model.onnx", tmp, weight_type=QuantType.QInt8,
-                         extra_options={"DefaultTensorType": 1})  # fmt: skip
+        tmp = model_dir / f".model.int8.{os.getpid()}.{threading.get_ident()}.onnx"
+        hint = _NoPreprocessingHint()  # onnxruntime logs a tip for vision models on root
+        logging.getLogger().addFilter(hint)
+        try:
+            quantize_dynamic(model_dir / "model.onnx", tmp, weight_type=QuantType.QInt8,
+                             extra_options={"DefaultTensorType": 1})  # fmt: skip
+        finally:
+            logging.getLogger().removeFilter(hint)
         tmp.replace(target)
     return target
+
+
+class _NoPreprocessingHint(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
 
 
 class Head:

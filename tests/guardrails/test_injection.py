@@ -142,3 +142,22 @@ def test_an_injection_is_blocked_before_the_upstream(gw: httpx.Client, mock: Moc
     assert mock.requests == []
     ok = {"role": "user", "content": BENIGN[0]}
     assert gw.post("/v1/chat/completions", json={"model": "guarded", "messages": [ok]}).is_success
+
+
+def test_the_int8_encoder_is_made_once_without_onnxruntime_tips_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    from gateway.guardrails.injection import quantized
+    from gateway.local.registry import pull
+
+    shutil.copyfile(pull("all-minilm-l6-v2") / "model.onnx", tmp_path / "model.onnx")
+    with caplog.at_level("DEBUG"):
+        made = quantized(tmp_path)
+    assert made.is_file() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.int8.onnx",
+        "model.onnx",
+    ]
+    assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
+    assert quantized(tmp_path).stat().st_mtime_ns == made.stat().st_mtime_ns  # kept
