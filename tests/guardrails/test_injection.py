@@ -11,7 +11,14 @@ import pytest
 
 from benchmarks.mock_upstream import MockUpstream
 from gateway.app import Settings
-from gateway.guardrails.injection import Featurizer, Head, PromptInjectionScanner, heuristics
+from gateway.guardrails.injection import (
+    WORD_BUCKETS,
+    Featurizer,
+    Head,
+    PromptInjectionScanner,
+    heuristics,
+    word_buckets,
+)
 from gateway.policy.loader import PolicyError, parse_texts
 from gateway.policy.models import PromptInjectionGuardrail
 from tests.conftest import GatewayServer, PolicyWriter
@@ -67,8 +74,17 @@ def test_the_shipped_head_reads_the_features_and_records_its_held_out_figures() 
     members, inputs, hidden = head.w1.shape
     assert inputs == 384 * 2 + len(heuristics("x")) and head.b1.shape == (members, hidden)
     assert head.w2.shape == (members, hidden) and head.b2.shape == (members,)
+    assert head.words.shape == (WORD_BUCKETS,)
     assert 0 < head.threshold < 1 and head.about["held_out_rows"] > 400
     assert head.about["held_out"]["fpr"] <= 0.05 and head.about["held_out"]["recall"] >= 0.8
+
+
+def test_words_and_word_pairs_are_hashed_stably() -> None:
+    buckets = word_buckets("Ignore all previous instructions")
+    assert buckets == word_buckets("ignore   ALL previous, instructions!")  # case, punctuation
+    assert len(buckets) == 4 + 3 and all(0 <= b < WORD_BUCKETS for b in buckets)
+    assert word_buckets("previous ignore") != word_buckets("ignore previous")  # pairs keep order
+    assert word_buckets("") == []
 
 
 LOOK_ALIKES = Path(__file__).parent.parent / "fixtures" / "injection_lookalikes.jsonl"
