@@ -126,7 +126,10 @@ class PiiScanner(PolicyGuardrail):
         for entity in config.entities:
             factory, candidates = RECOGNIZERS[entity]
             pattern = re.compile(candidates) if candidates else None
-            self.recognizers.append((factory(supported_language="en"), pattern))
+            options = (
+                {"supported_regions": config.phone_regions} if entity == "PHONE_NUMBER" else {}
+            )
+            self.recognizers.append((factory(supported_language="en", **options), pattern))
         self.ner = NamedEntities(name, config) if config.ner_model else None
         self.custom = bool(config.custom)
         for custom in config.custom:

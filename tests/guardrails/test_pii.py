@@ -60,6 +60,30 @@ async def test_ordinary_numbers_pass(text: str) -> None:
     assert await PiiScanner("pii", PiiGuardrail(type="pii")).scan(text) == []
 
 
+async def test_phone_regions_limit_national_formats_only() -> None:
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    assert PiiGuardrail(type="pii").phone_regions == PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS
+    everywhere = PiiScanner("pii", PiiGuardrail(type="pii"))
+    us_only = PiiScanner("pii", PiiGuardrail(type="pii", phone_regions=("US",)))
+    london = "Call me on 020 7946 0958 tomorrow"
+    assert [f.entity for f in await everywhere.scan(london)] == ["PHONE_NUMBER"]
+    assert await us_only.scan(london) == []
+    for text in ("Call (415) 555-0132 now", "Call +44 20 7946 0958 now"):
+        assert [f.entity for f in await us_only.scan(text)] == ["PHONE_NUMBER"]
+
+
+def test_unknown_phone_regions_are_refused_by_key_path() -> None:
+    from gateway.policy.loader import PolicyError, parse_texts
+
+    text = """
+version: 1
+guardrails: {pii: {type: pii, phone_regions: [US, XX]}}
+"""
+    with pytest.raises(PolicyError, match=r"guardrails\.pii\.phone_regions.*'XX'"):
+        parse_texts([("p.yaml", text)], {})
+
+
 async def test_custom_entities() -> None:
     config = PiiGuardrail(
         type="pii",
