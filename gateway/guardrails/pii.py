@@ -5,7 +5,8 @@ presidio's `AnalyzerEngine` runs every recognizer over the whole text (~25 ms fo
 here; its phone recognizer alone ~22 ms). The entities found must stay the same, so this
 scanner keeps presidio's recognizers, scores, validators and de-duplication, and only
 narrows where the expensive ones look: each gets the windows around its candidates
-(whole whitespace-delimited words plus one word of context either side).
+(whole whitespace-delimited words plus one word of context either side), and the phone
+recognizer only the regions that could match in each window (`phone_regions.py`).
 `tests/guardrails/test_pii.py` checks parity with `AnalyzerEngine` on the labelled corpora.
 """
 
@@ -24,10 +25,10 @@ from presidio_analyzer.predefined_recognizers import (
     EmailRecognizer,
     IbanRecognizer,
     IpRecognizer,
-    PhoneRecognizer,
     UsSsnRecognizer,
 )
 
+from gateway.guardrails.phone_regions import PrunedPhoneRecognizer
 from gateway.guardrails.scanners import Finding, PolicyGuardrail, trailing_words
 from gateway.policy.models import PiiGuardrail
 
@@ -45,7 +46,7 @@ class OfflineEmailRecognizer(EmailRecognizer):
 # entity -> (recognizer factory, candidate pattern or None to scan the whole text)
 RECOGNIZERS: dict[str, tuple[Any, str | None]] = {  # presidio's classes are untyped
     "EMAIL_ADDRESS": (OfflineEmailRecognizer, r"@"),
-    "PHONE_NUMBER": (PhoneRecognizer, r"\d(?:[\s().\-/]*\d){4,}"),  # 5+ digits
+    "PHONE_NUMBER": (PrunedPhoneRecognizer, r"\d(?:[\s().\-/]*\d){4,}"),  # 5+ digits
     "IP_ADDRESS": (IpRecognizer, r"\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"),
     "CREDIT_CARD": (CreditCardRecognizer, None),
     "IBAN_CODE": (IbanRecognizer, None),
