@@ -20,6 +20,7 @@ class Guardrail(Protocol):
     action: str  # block | redact | warn | log
     on_error: str  # open | closed
     reversible: bool  # input redactions are restored in the client's answer
+    judges_instructions: bool  # also scans the application's own system/developer messages
 
     def check_request(self, body: dict[str, Any]) -> str | None:
         """A request-level violation (limits), described; None when there is none."""

@@ -155,9 +155,20 @@ async def guard_input(
         return body
     body = orjson.loads(orjson.dumps(body))  # redaction edits a copy, never the caller's
     slots = list(text_slots(body))
+    instructions = {id(s[0]) for s in instruction_slots(body)}
+    prompts = [s for s in slots if id(s[0]) not in instructions]
     for guardrail in chain:
-        await scan_slots(guardrail, slots, "input", ctx)
+        await scan_slots(
+            guardrail, slots if guardrail.judges_instructions else prompts, "input", ctx
+        )
     return body
+
+
+def instruction_slots(body: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
+    """The text slots of the application's own system and developer messages."""
+    for message in body.get("messages") or ():
+        if isinstance(message, dict) and message.get("role") in ("system", "developer"):
+            yield from text_slots({"messages": [message]})
 
 
 def completion_slots(doc: dict[str, Any]) -> list[tuple[Any, Any]]:

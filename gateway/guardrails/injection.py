@@ -203,6 +203,8 @@ class Head:
 
 
 class PromptInjectionScanner(PolicyGuardrail):
+    judges_instructions = False  # the application's own instructions are not attacks on it
+
     def __init__(self, name: str, config: PromptInjectionGuardrail) -> None:
         from gateway.local.registry import pull
 
@@ -218,20 +220,10 @@ class PromptInjectionScanner(PolicyGuardrail):
         return None
 
     async def scan(self, text: str, request: dict[str, Any] | None = None) -> list[Finding]:
-        if not text.strip() or _is_instruction(text, request):
+        if not text.strip():
             return []
         score = await asyncio.to_thread(self.probability, text)
         return [Finding(0, len(text), "PROMPT_INJECTION")] if score >= self.threshold else []
 
     def holdback(self, text: str) -> int:
         return 0  # input only (the policy refuses it on output)
-
-
-def _is_instruction(text: str, request: dict[str, Any] | None) -> bool:
-    """The application's own system/developer messages are not attacks on it."""
-    return any(
-        isinstance(m, dict)
-        and m.get("role") in ("system", "developer")
-        and m.get("content") == text
-        for m in (request or {}).get("messages") or ()
-    )

@@ -19,6 +19,8 @@ from gateway.telemetry import tokens
 class PolicyGuardrail:
     """What every guardrail takes from its policy entry."""
 
+    judges_instructions = True
+
     def __init__(self, name: str, config: GuardrailBase) -> None:
         self.name: str = name
         self.action: str = config.action

@@ -107,7 +107,9 @@ def test_example_numbers_of_every_region_in_every_format() -> None:
     for region in sorted(phonenumbers.SUPPORTED_REGIONS):
         for kind in (*TYPES, PhoneNumberType.PREMIUM_RATE, PhoneNumberType.VOIP):
             number = phonenumbers.example_number_for_type(region, kind)
-            for fmt in FORMATS if number is not None else ():
+            if number is None:
+                continue
+            for fmt in FORMATS:
                 text = phonenumbers.format_number(number, fmt)
                 texts += [f"tel:{text}.", f"dial 00 {text[1:]}" if text[0] == "+" else text]
     pruned = PrunedPhoneRecognizer(supported_language="en")
