@@ -14,6 +14,7 @@ and developer messages are not judged.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import logging
@@ -212,8 +213,11 @@ class PromptInjectionScanner(PolicyGuardrail):
         self.head = Head()
         self.threshold = config.threshold if config.threshold is not None else self.head.threshold
         self.featurizer = Featurizer(pull("all-minilm-l6-v2"), config.threads)
+        # chats resend their history: each text is judged once (a cache per scanner, so a
+        # policy reload lets the old scanner and its cache go)
+        self.probability = functools.lru_cache(maxsize=4096)(self._probability)
 
-    def probability(self, text: str) -> float:
+    def _probability(self, text: str) -> float:
         return self.head.probability(self.featurizer.features(text), word_buckets(text))
 
     def check_request(self, body: dict[str, Any]) -> str | None:

@@ -133,6 +133,9 @@ class PiiScanner(PolicyGuardrail):
             self.recognizers.append((factory(supported_language="en", **options), pattern))
         self.ner = NamedEntities(name, config) if config.ner_model else None
         self.custom = bool(config.custom)
+        # chats resend their history: each text is scanned once (a cache per scanner, so a
+        # policy reload lets the old scanner and its cache go)
+        self._scan_cached = functools.lru_cache(maxsize=4096)(self._scan)
         for custom in config.custom:
             recognizer = PatternRecognizer(
                 supported_entity=custom.entity,
@@ -164,8 +167,7 @@ class PiiScanner(PolicyGuardrail):
     async def scan(self, text: str, request: dict[str, Any] | None = None) -> list[Finding]:
         return list(self._scan_cached(text))
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 (one scanner per policy; chats resend history)
-    def _scan_cached(self, text: str) -> tuple[Finding, ...]:
+    def _scan(self, text: str) -> tuple[Finding, ...]:
         return tuple(Finding(r.start, r.end, r.entity_type) for r in self.analyze(text))
 
     def holdback(self, text: str) -> int:

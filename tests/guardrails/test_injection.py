@@ -5,6 +5,7 @@ and a block through a real gateway."""
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -186,3 +187,20 @@ def test_the_int8_encoder_is_made_once_without_onnxruntime_tips_in_the_log(
     ]
     assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
     assert quantized(tmp_path).stat().st_mtime_ns == made.stat().st_mtime_ns  # kept
+
+
+async def test_a_chats_history_is_judged_once(
+    scanner: PromptInjectionScanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    features = scanner.featurizer.features
+
+    def counted(text: str) -> Any:
+        calls.append(text)
+        return features(text)
+
+    monkeypatch.setattr(scanner.featurizer, "features", counted)
+    text = "An earlier turn of this chat, sent again with every request: how do tides work?"
+    for _ in range(3):
+        assert await scanner.scan(text) == []
+    assert calls == [text]

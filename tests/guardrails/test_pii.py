@@ -173,3 +173,16 @@ def test_clean_text_flows_before_the_answer_ends() -> None:
 
     # chunk 1 is the role chunk; "The " goes out with the chunk that completes it
     assert asyncio.run(first_release()) <= 3
+
+
+async def test_a_replaced_scanner_and_its_cache_can_be_freed() -> None:
+    """A policy reload builds new scanners: nothing global may keep the old ones."""
+    import gc
+    import weakref
+
+    scanner = PiiScanner("pii", PiiGuardrail(type="pii", entities=("EMAIL_ADDRESS",)))
+    assert await scanner.scan("mail a@b.io") and await scanner.scan("mail a@b.io")
+    ref = weakref.ref(scanner)
+    del scanner
+    gc.collect()
+    assert ref() is None
