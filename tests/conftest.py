@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -102,6 +103,16 @@ class GatewayServer:
     @property
     def v1(self) -> str:
         return self.base_url + "/v1"
+
+
+@contextmanager
+def serving(policy: Path, timeout: float = 10) -> Iterator[httpx.Client]:
+    """A gateway on `policy` (no file watching) and a client for it."""
+    with (
+        GatewayServer(Settings(policy_path=str(policy), watch_policy=False)) as server,
+        httpx.Client(base_url=server.base_url, timeout=timeout) as client,
+    ):
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -154,9 +154,10 @@ async def guard_input(
     if not chain:
         return body
     body = orjson.loads(orjson.dumps(body))  # redaction edits a copy, never the caller's
-    slots = list(text_slots(body))
-    instructions = {id(s[0]) for s in instruction_slots(body)}
-    prompts = [s for s in slots if id(s[0]) not in instructions]
+    slots = prompts = list(text_slots(body))
+    if not all(g.judges_instructions for g in chain):
+        instructions = {id(s[0]) for s in instruction_slots(body)}
+        prompts = [s for s in slots if id(s[0]) not in instructions]
     for guardrail in chain:
         await scan_slots(
             guardrail, slots if guardrail.judges_instructions else prompts, "input", ctx

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from benchmarks.mock_upstream import MockUpstream
-from gateway.app import Settings
 from gateway.guardrails.injection import (
     WORD_BUCKETS,
     Featurizer,
@@ -22,7 +21,7 @@ from gateway.guardrails.injection import (
 )
 from gateway.policy.loader import PolicyError, parse_texts
 from gateway.policy.models import PromptInjectionGuardrail
-from tests.conftest import GatewayServer, PolicyWriter
+from tests.conftest import PolicyWriter, serving
 
 
 @pytest.fixture(scope="module")
@@ -152,10 +151,7 @@ def gw(write_policy: PolicyWriter) -> Iterator[httpx.Client]:
     extra = "guardrails:\n  inj: {type: prompt_injection, action: block}\n"
     path = write_policy({"guarded": ("mock", "up-guarded")}, extra=extra,
                         guardrails={"guarded": "{input: [inj]}"})  # fmt: skip
-    with (
-        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
-        httpx.Client(base_url=server.base_url, timeout=10) as client,
-    ):
+    with serving(path) as client:
         yield client
 
 

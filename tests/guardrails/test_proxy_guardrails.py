@@ -9,8 +9,7 @@ import orjson
 import pytest
 
 from benchmarks.mock_upstream import Behavior, MockUpstream
-from gateway.app import Settings
-from tests.conftest import GatewayServer, PolicyWriter
+from tests.conftest import PolicyWriter, serving
 
 KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
 GUARDRAILS = """
@@ -38,10 +37,7 @@ CHAINS = {
 @pytest.fixture
 def gw(write_policy: PolicyWriter) -> Iterator[httpx.Client]:
     path = write_policy(MODELS, extra=GUARDRAILS, guardrails=CHAINS)
-    with (
-        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
-        httpx.Client(base_url=server.base_url) as c,
-    ):
+    with serving(path) as c:
         yield c
 
 
@@ -112,10 +108,7 @@ def test_verdicts_reach_the_request_log(
     db = tmp_path / "requests.duckdb"
     telemetry = f"telemetry:\n  duckdb: {db}\n  flush_interval_s: 0.1\n"
     path = write_policy(MODELS, extra=GUARDRAILS + telemetry, guardrails=CHAINS)
-    with (
-        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
-        httpx.Client(base_url=server.base_url) as c,
-    ):
+    with serving(path) as c:
         c.post(
             "/v1/chat/completions",
             json=chat("strict", f"use {KEY}"),
@@ -166,10 +159,7 @@ guardrails:
     }
     models = {"closed": ("mock", "up-closed"), "open": ("mock", "up-open")}
     path = write_policy(models, extra=extra, guardrails=chains)
-    with (
-        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
-        httpx.Client(base_url=server.base_url) as c,
-    ):
+    with serving(path) as c:
         yield c
 
 
@@ -206,10 +196,7 @@ auth:
     - {{id: other-team, sha256: {hash_key("key-b")}}}
 """
     path = write_policy({"plain": ("mock", "up-plain")}, extra=GUARDRAILS + keys)
-    with (
-        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
-        httpx.Client(base_url=server.base_url) as c,
-    ):
+    with serving(path) as c:
         body = chat("plain", f"here: {KEY}")
         blocked = c.post(
             "/v1/chat/completions", json=body, headers={"authorization": "Bearer key-a"}
@@ -259,10 +246,7 @@ def test_json_schema_guardrail_checks_answers_against_the_requested_schema(
         },
     }
     asked = chat("structured", "capital of France?", response_format=response_format)
-    with (
-        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
-        httpx.Client(base_url=server.base_url) as c,
-    ):
+    with serving(path) as c:
         mock.behave("up-structured", Behavior(text='{"city": "Paris"}'))
         assert c.post("/v1/chat/completions", json=asked).status_code == 200
         mock.behave("up-structured", Behavior(text='{"town": "Paris"}'))

@@ -9,11 +9,10 @@ import orjson
 import pytest
 
 from benchmarks.mock_upstream import Behavior, MockUpstream
-from gateway.app import Settings
 from gateway.guardrails.chain import redact
 from gateway.guardrails.restore import RestoringStream, restore_text
 from gateway.guardrails.scanners import Finding
-from tests.conftest import GatewayServer, PolicyWriter
+from tests.conftest import PolicyWriter, serving
 
 EMAIL, PHONE = "jane.doe@example.com", "+1 415 555 0132"
 
@@ -65,10 +64,7 @@ def gw(write_policy: PolicyWriter) -> Iterator[httpx.Client]:
     extra = "guardrails:\n  pii: {type: pii, action: redact, reversible: true}\n"
     path = write_policy({"rev": ("mock", "up-rev")}, extra=extra,
                         guardrails={"rev": "{input: [pii]}"})  # fmt: skip
-    with (
-        GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server,
-        httpx.Client(base_url=server.base_url, timeout=10) as client,
-    ):
+    with serving(path) as client:
         yield client
 
 
