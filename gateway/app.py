@@ -1,5 +1,6 @@
-"""The ASGI application: routes, the error boundary, and the lifespan that builds the
-one `GatewayState` every request reaches through `request.state.gateway`."""
+"""The ASGI application: the middleware (request context and error boundary) over the
+routes, and the lifespan that builds the one `GatewayState` every request reaches through
+`request.state.gateway`."""
 
 from __future__ import annotations
 
@@ -9,13 +10,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.datastructures import State
+from starlette.routing import Router
 
-from gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from gateway.middleware import RequestContextMiddleware
 from gateway.policy.loader import LoadedPolicy, load_policy
 from gateway.reload import PolicyReloader
@@ -35,44 +32,30 @@ class Settings:
     access_log: bool = True
 
 
-def error_response(exc: GatewayError) -> Response:
-    return Response(exc.to_body(), exc.status, exc.headers, media_type="application/json")
+class GatewayApp(RequestContextMiddleware):
+    """The middleware directly over Starlette's router (no frame in between); `state`
+    holds what the lifespan exposes to tests and admin tooling (the policy reloader)."""
+
+    def __init__(self, router: Router) -> None:
+        super().__init__(router)
+        self.state = State()
 
 
-async def on_gateway_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GatewayError)
-    ctx = getattr(request.state, "ctx", None)
-    if ctx is not None and ctx.error_type is None:
-        ctx.error_type = exc.error_type
-    return error_response(exc)
-
-
-async def on_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        error: GatewayError = MethodNotAllowed(
-            f"Method {request.method} is not allowed for {request.url.path}."
-        )
-    else:
-        error = NotFound(f"Unknown request URL: {request.method} {request.url.path}.")
-    return await on_gateway_error(request, error)
-
-
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> GatewayApp:
     settings = settings or Settings(
         policy_path=os.environ.get(POLICY_ENV) or None,
         access_log=os.environ.get(ACCESS_LOG_ENV, "1") != "0",
     )
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, GatewayState]]:
+    async def lifespan(_: object) -> AsyncIterator[dict[str, GatewayState]]:
         loaded = settings.preloaded or load_policy(settings.policy_path)
         runtime = Runtime(loaded)
         sinks = build_sinks(runtime, settings.access_log)
         state = GatewayState(runtime, sinks=sinks, metrics=prometheus_registry(sinks))
         reloader = PolicyReloader(state, settings.policy_path)
         reloader.start(settings.watch_policy)
-        app.state.reloader = reloader  # for tests and admin tooling
+        app.state.reloader = reloader
         gc.collect()
         gc.freeze()  # what startup built lives on: keep it out of every later collection
         state.ready = True
@@ -87,9 +70,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await sink.aclose()
             gc.unfreeze()  # what startup built may be collected again (and torn down at exit)
 
-    return Starlette(
-        routes=ROUTES,
-        middleware=[Middleware(RequestContextMiddleware)],
-        exception_handlers={GatewayError: on_gateway_error, HTTPException: on_http_error},
-        lifespan=lifespan,
-    )
+    app = GatewayApp(Router(routes=ROUTES, lifespan=lifespan))
+    return app

@@ -1,5 +1,10 @@
-"""The one cross-cutting ASGI middleware: request id, per-request context, the last-resort
-error boundary, and handing the finished request to the telemetry sinks."""
+"""The one cross-cutting ASGI middleware: request id, per-request context, the error
+boundary (the one place a `GatewayError`, a routing miss or an unexpected exception
+becomes OpenAI's error JSON), and handing the finished request to the telemetry sinks.
+
+It sits directly on Starlette's `Router`: Starlette's own `ServerErrorMiddleware` and
+`ExceptionMiddleware` would add four coroutine frames that every resumption of every
+request walks through, for work this class does anyway."""
 
 from __future__ import annotations
 
@@ -7,10 +12,11 @@ import logging
 import re
 import time
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.context import RequestContext, new_trace_id
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from gateway.state import GatewayState
 
 log = logging.getLogger("gateway.error")
@@ -48,6 +54,7 @@ class RequestContextMiddleware:
             return
         ctx = request_context(scope)
         scope["state"]["ctx"] = ctx
+        scope["app"] = self  # Starlette's router then raises HTTPException for 404/405
         header = (b"x-request-id", ctx.request_id.encode())
         started = False
 
@@ -61,24 +68,46 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception as exc:  # the error boundary: log the trace, never send it
-            ctx.error_type = "internal_error"
-            log.exception("unhandled error", extra={"fields": {"request_id": ctx.request_id}})
-            if not started:
-                body = GatewayError("The server had an error processing your request.").to_body()
-                await send_with_id(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [(b"content-type", b"application/json")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-            elif not isinstance(exc, OSError):
-                raise
+        except Exception as exc:
+            await fail(exc, ctx, scope, send_with_id, started)
         finally:
             ctx.finished_at = time.perf_counter()
             if ctx.runtime_release is not None:
                 ctx.runtime_release()
             state: GatewayState = scope["state"]["gateway"]
             state.finish(ctx)
+
+
+async def fail(
+    exc: Exception, ctx: RequestContext, scope: Scope, send: Send, started: bool
+) -> None:
+    """A GatewayError or a routing miss becomes its OpenAI error JSON; anything else is
+    logged with its trace and answered with a bare 500 (never the trace)."""
+    if isinstance(exc, GatewayError | HTTPException) and not started:
+        error = exc if isinstance(exc, GatewayError) else routing_error(scope, exc)
+        if ctx.error_type is None:
+            ctx.error_type = error.error_type
+        await send_error(send, error)
+        return
+    ctx.error_type = "internal_error"
+    log.error("unhandled error", exc_info=exc, extra={"fields": {"request_id": ctx.request_id}})
+    if not started:
+        await send_error(send, GatewayError("The server had an error processing your request."))
+    elif not isinstance(exc, OSError):
+        raise exc
+
+
+def routing_error(scope: Scope, exc: HTTPException) -> GatewayError:
+    method, path = scope["method"], scope["path"]
+    if exc.status_code == 405:
+        return MethodNotAllowed(f"Method {method} is not allowed for {path}.")
+    return NotFound(f"Unknown request URL: {method} {path}.")
+
+
+async def send_error(send: Send, error: GatewayError) -> None:
+    headers = [(b"content-type", b"application/json")]
+    headers += [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": error.to_body()})

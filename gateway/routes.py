@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from gateway import pipeline
 from gateway.errors import NotFound, ServiceUnavailable
 from gateway.state import GatewayState
 
 JSON = "application/json"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Endpoint:
+    """A handler as a plain ASGI app. Starlette's `request_response` would wrap each call
+    in two more exception-handling layers; errors are mapped once, by the middleware."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.__name__ = handler.__name__
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handler(Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 async def chat_completions(request: Request) -> Response:
@@ -61,12 +78,12 @@ async def metrics(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/completions", completions, methods=["POST"]),
-    Route("/v1/embeddings", embeddings, methods=["POST"]),
-    Route("/v1/models", list_models, methods=["GET"]),
-    Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
+    Route("/v1/chat/completions", Endpoint(chat_completions), methods=["POST"]),
+    Route("/v1/completions", Endpoint(completions), methods=["POST"]),
+    Route("/v1/embeddings", Endpoint(embeddings), methods=["POST"]),
+    Route("/v1/models", Endpoint(list_models), methods=["GET"]),
+    Route("/v1/models/{model_id:path}", Endpoint(get_model), methods=["GET"]),
+    Route("/healthz", Endpoint(healthz), methods=["GET"]),
+    Route("/readyz", Endpoint(readyz), methods=["GET"]),
+    Route("/metrics", Endpoint(metrics), methods=["GET"]),
 ]
