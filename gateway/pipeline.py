@@ -72,9 +72,7 @@ async def call_provider(
 ) -> Completion | ChunkStream:
     """Try each target in order; move on only when the failure is the upstream's
     (unreachable, timeout, 429, 5xx) and nothing has reached the client yet."""
-    failure: GatewayError = UnsupportedOperation(
-        f"model {call.model!r} does not support {call.operation}", param="model"
-    )
+    failure: GatewayError | None = None
     for target in targets:
         if not target.provider.supports(call.operation):
             continue
@@ -97,7 +95,9 @@ async def call_provider(
         ctx.attempts.append(attempt(target, 200, started, None, span_id, started_unix))
         ctx.provider, ctx.upstream_model = target.provider.name, target.upstream_model
         return result
-    raise failure
+    raise failure or UnsupportedOperation(
+        f"model {call.model!r} does not support {call.operation}", param="model"
+    )
 
 
 def attempt(
