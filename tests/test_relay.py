@@ -5,12 +5,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from starlette.types import Message
+
 from gateway.relay import SSEResponse
 
 
 def test_disconnect_while_the_upstream_is_silent_stops_the_relay_at_once() -> None:
     closed: list[str] = []
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
     gone = asyncio.Event()
 
     async def silent_upstream() -> AsyncIterator[bytes]:
@@ -25,7 +27,7 @@ def test_disconnect_while_the_upstream_is_silent_stops_the_relay_at_once() -> No
         await gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
         if message.get("body") == b"data: 1\n\n":
             asyncio.get_running_loop().call_later(0.05, gone.set)
@@ -44,7 +46,7 @@ def test_disconnect_while_the_upstream_is_silent_stops_the_relay_at_once() -> No
 
 
 def test_a_finished_stream_is_not_cancelled_by_the_disconnect_that_follows() -> None:
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
     done = asyncio.Event()
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -55,7 +57,7 @@ def test_a_finished_stream_is_not_cancelled_by_the_disconnect_that_follows() -> 
         await done.wait()  # as uvicorn: once the response is complete, receive says so
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
         if message.get("more_body") is False:
             done.set()
