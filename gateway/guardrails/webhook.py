@@ -9,6 +9,9 @@ import httpx
 
 from gateway.guardrails.scanners import Finding, PolicyGuardrail
 from gateway.policy.models import WebhookGuardrail
+from gateway.providers.transport import AiohttpTransport
+
+WEBHOOK_CONNECTIONS = 100
 
 
 class WebhookError(Exception):
@@ -19,7 +22,11 @@ class WebhookScanner(PolicyGuardrail):
     def __init__(self, name: str, config: WebhookGuardrail) -> None:
         super().__init__(name, config)
         self.config = config
-        self.client = httpx.AsyncClient(timeout=config.timeout_s, headers=config.headers)
+        self.client = httpx.AsyncClient(
+            transport=AiohttpTransport(WEBHOOK_CONNECTIONS),
+            timeout=config.timeout_s,
+            headers=config.headers,
+        )
 
     def check_request(self, body: dict[str, Any]) -> str | None:
         return None

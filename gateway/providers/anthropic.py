@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 
 from gateway.errors import UpstreamError, UpstreamUnreachable
@@ -22,6 +21,7 @@ from gateway.providers.base import (
     relayed_headers,
     upstream_address,
 )
+from gateway.providers.transport import UpstreamResponse
 
 DEFAULT_VERSION = "2023-06-01"
 
@@ -32,7 +32,7 @@ class AnthropicHTTP(UpstreamHTTP):
 
 
 class AnthropicStream:
-    def __init__(self, response: httpx.Response, url: str, include_usage: bool) -> None:
+    def __init__(self, response: UpstreamResponse, url: str, include_usage: bool) -> None:
         self._response = response
         self._url = url
         self._translator = translate.StreamTranslator(include_usage)

@@ -20,7 +20,7 @@ from gateway.errors import (
 )
 from gateway.policy.models import HttpProviderConfig
 from gateway.providers.sse import SSEEvent, SSEParser
-from gateway.providers.transport import AiohttpTransport, client_timeout
+from gateway.providers.transport import AiohttpTransport, UpstreamResponse, client_timeout
 
 Operation = Literal["chat", "completions", "embeddings"]
 RELAYED_HEADERS = ("openai-processing-ms", "retry-after", "x-ratelimit-")
@@ -76,12 +76,12 @@ class UnsupportedOperation(GatewayError):
     code = "unsupported_operation"
 
 
-def relayed_headers(response: httpx.Response) -> dict[str, str]:
+def relayed_headers(response: UpstreamResponse) -> dict[str, str]:
     return {k: v for k, v in response.headers.items() if k.startswith(RELAYED_HEADERS)}
 
 
 class UpstreamHTTP:
-    """One pooled HTTP client per provider: httpx requests and responses over aiohttp."""
+    """One pooled HTTP client per provider (aiohttp's pool, httpx's exceptions)."""
 
     def __init__(self, config: HttpProviderConfig) -> None:
         self.transport = AiohttpTransport(config.max_connections)
@@ -100,7 +100,7 @@ class UpstreamHTTP:
 
     async def send(
         self, url: str, body: bytes, headers: dict[str, str], *, stream: bool
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         """POST and return a 2xx response (streaming: headers read, body not yet).
 
         Raises UpstreamError for 4xx/5xx (body normalised to OpenAI's error shape by
@@ -140,7 +140,7 @@ def upstream_failure(exc: httpx.HTTPError, url: str) -> GatewayError:
     return UpstreamUnreachable(f"upstream {host} is unreachable or closed the connection")
 
 
-async def iter_sse(response: httpx.Response, url: str) -> AsyncIterator[SSEEvent]:
+async def iter_sse(response: UpstreamResponse, url: str) -> AsyncIterator[SSEEvent]:
     """Events of a streaming response as they arrive; transport errors become GatewayErrors."""
     parser = SSEParser()
     try:

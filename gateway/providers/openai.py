@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-import httpx
-
 from gateway.errors import UpstreamUnreachable
 from gateway.policy.models import HttpProviderConfig
 from gateway.providers.base import (
@@ -24,6 +22,7 @@ from gateway.providers.base import (
     relayed_headers,
     upstream_address,
 )
+from gateway.providers.transport import UpstreamResponse
 
 PATHS: dict[Operation, str] = {
     "chat": "/chat/completions",
@@ -33,7 +32,7 @@ PATHS: dict[Operation, str] = {
 
 
 class OpenAIStream:
-    def __init__(self, response: httpx.Response, url: str) -> None:
+    def __init__(self, response: UpstreamResponse, url: str) -> None:
         self._response = response
         self._url = url
         self.headers = relayed_headers(response)
