@@ -86,6 +86,12 @@ def pii_2kb(smoke: bool) -> None:
             print(f"pii on 2 KB of {name}, {label}: p50 {statistics.median(times) * 1000:.2f} ms")
 
 
+def prompt(i: int) -> str:
+    """A different prompt each request: the scanners cache their verdict per text."""
+    return (f"The customer says the order from last week has not arrived and asks whether "
+            f"we can call back tomorrow morning. Summarise it for the team. (case {i})")  # fmt: skip
+
+
 def chain(smoke: bool) -> None:
     n = 40 if smoke else 1000
     mock_port = free_port()
@@ -94,8 +100,8 @@ def chain(smoke: bool) -> None:
         plain = stack.enter_context(peers.ours("unguarded", peers.our_policy(mock_port)))
         policy = peers.our_policy(mock_port, GUARDED) + CHAIN
         guarded = stack.enter_context(peers.ours("guarded", policy))
-        seq = sequential([plain, guarded], n)
-        streams = streaming([plain, guarded], max(n // 10, 5))
+        seq = sequential([plain, guarded], n, prompt)
+        streams = streaming([plain, guarded], max(n // 10, 5), prompt)
     added = (statistics.median(seq["guarded"]) - statistics.median(seq["unguarded"])) * 1000
     ttfc = {k: statistics.median(v["ttfc"]) * 1000 for k, v in streams.items()}
     print(f"whole chain per request (input: secrets, injection, pii; output: secrets, pii):\n"

@@ -114,17 +114,23 @@ PROFILE_NOTE = """
 ## Where our time goes
 
 `benchmarks/profile.txt`: `py-spy record --gil` (the thread holding the GIL) on
-`gateway serve` under `hey -c 20`. Of the gateway's Python time per request, ~44% is
-the upstream call itself (aiohttp's client writing the request and parsing the answer,
-under httpx's request/response objects), ~10% writing the response through uvicorn's
-httptools protocol, ~12% Starlette's middleware and routing layers, and the rest is
-spread thinly over body parsing, the pipeline, usage/cost accounting and telemetry
-queueing. A bare ASGI app relaying with raw aiohttp on uvicorn already adds ~0.6 ms
-here (`python -m benchmarks.proxy_overhead --floor`), which is why the 0.4 ms target is
-out of reach without leaving uvicorn (granian, tried: no better here). Garbage
-collection was the p99 killer under load (gen-2 collections walking the startup heap,
-~50 ms pauses; p99 at 20 concurrent 73 ms): the gateway calls `gc.freeze()` after
-startup (p99 now ~20 ms).
+`gateway serve` under `hey -c 20`. By library, the gateway's Python time per request is
+~37% aiohttp's client (writing the request, parsing the answer), ~20% uvicorn's httptools
+protocol, ~7% Starlette's routing and request object, ~6% the event loop, and ~29% the
+gateway's own code, spread thinly over body parsing, the pipeline, usage/cost accounting,
+metrics and telemetry queueing. What was cut, each measured A/B in one run: Starlette's
+error layers and `request_response` wrappers (the middleware sits directly on the router;
+rps at 20 concurrent +8%), httpx's `Request`/`Response` objects on the providers' hot
+path (+6%, and ~25 us of CPU a request), uvicorn's proxy-headers layer, and Starlette's
+anyio task group per stream (~50 us a stream). A bare ASGI app relaying with raw aiohttp
+on uvicorn adds ~0.3 ms here (`python -m benchmarks.proxy_overhead --floor`); ours adds
+~0.4 ms measured the same way, ~0.8 ms in this suite, whose sequential client is heavier.
+Garbage collection was the p99 killer under load (gen-2 collections walking the startup
+heap, ~50 ms pauses): the gateway calls `gc.freeze()` after startup.
+
+With telemetry and guardrails on (section 5) throughput drops to about a quarter: the
+OpenTelemetry SDK builds and protobuf-encodes two spans a request in Python and posts
+them, and in this suite the OTLP receiver decoding them runs on the same two cores.
 
 Streams: the added time to the first chunk is larger than the non-stream figure, and
 most of the difference is this VM waking idle CPUs, not gateway work

@@ -18,11 +18,13 @@ import itertools
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -50,12 +52,15 @@ def request(conn: http.client.HTTPConnection, target: Target, body: bytes) -> No
     conn.request("POST", target.path, body, {"content-type": "application/json", **target.headers})
 
 
-def sequential(targets: list[Target], n: int) -> dict[str, list[float]]:
-    """Interleaved round robin, so drift hits every target alike."""
-    body = orjson.dumps(CHAT)
+def sequential(
+    targets: list[Target], n: int, prompt: Callable[[int], str] | None = None
+) -> dict[str, list[float]]:
+    """Interleaved round robin, so drift hits every target alike. `prompt(i)`: the i-th
+    request's user message (default: the same one every time)."""
     conns = {t.name: http.client.HTTPConnection("127.0.0.1", t.port) for t in targets}
     out: dict[str, list[float]] = {t.name: [] for t in targets}
     for i in range(n + n // 10):
+        body = orjson.dumps(with_prompt(CHAT, prompt(i)) if prompt else CHAT)
         for t in targets:
             started = time.perf_counter()
             request(conns[t.name], t, body)
@@ -68,12 +73,14 @@ def sequential(targets: list[Target], n: int) -> dict[str, list[float]]:
     return out
 
 
-def streaming(targets: list[Target], n: int) -> dict[str, dict[str, list[float]]]:
+def streaming(
+    targets: list[Target], n: int, prompt: Callable[[int], str] | None = None
+) -> dict[str, dict[str, list[float]]]:
     """Time to the first content chunk and the gaps between content chunks."""
-    body = orjson.dumps(STREAM)
     out: dict[str, dict[str, list[float]]] = {t.name: {"ttfc": [], "gaps": []} for t in targets}
     conns = {t.name: http.client.HTTPConnection("127.0.0.1", t.port) for t in targets}
-    for _ in range(n):
+    for i in range(n):
+        body = orjson.dumps(with_prompt(STREAM, prompt(i)) if prompt else STREAM)
         for t in targets:
             started = time.perf_counter()
             request(conns[t.name], t, body)
@@ -91,6 +98,10 @@ def streaming(targets: list[Target], n: int) -> dict[str, dict[str, list[float]]
             out[t.name]["ttfc"].append(arrivals[0] - started)
             out[t.name]["gaps"] += [b - a for a, b in itertools.pairwise(arrivals)]
     return out
+
+
+def with_prompt(body: dict[str, Any], prompt: str) -> dict[str, Any]:
+    return {**body, "messages": [{"role": "user", "content": prompt}]}
 
 
 def header_args(target: Target) -> list[str]:
@@ -251,6 +262,8 @@ def main() -> None:
     if args.from_json:
         write_report(orjson.loads(args.from_json.read_bytes()), args.out)
         return
+    if shutil.which("hey") is None:  # before minutes of installing and measuring
+        raise SystemExit("benchmarks.suite needs `hey` as its load client: apt-get install hey")
     if args.smoke:
         args.requests, args.streams, args.duration = 50, 5, 1.0
         args.soak = args.peer_soak = 2000

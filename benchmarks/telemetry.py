@@ -3,8 +3,10 @@
 1. per-request overhead: a gateway with full telemetry (DuckDB request log, OTLP spans and
    metrics to a live receiver, access log) against one with all of it off, same mock,
    requests interleaved;
-2. the DuckDB writer's sustained rows/s;
-3. `gateway stats` and `gateway logs` queries over a 10M-row request log, and its bytes/row.
+2. throughput at 20 concurrent by telemetry backend: none, Prometheus metrics (the
+   default), + the DuckDB request log, + OTLP spans and metrics to a live receiver;
+3. the DuckDB writer's sustained rows/s;
+4. `gateway stats` and `gateway logs` queries over a 10M-row request log, and its bytes/row.
 
     python -m benchmarks.telemetry [--smoke] [--rows 10000000]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import subprocess
@@ -22,7 +25,7 @@ import time
 from pathlib import Path
 
 from benchmarks.mock_upstream import DEFAULT_MODEL, free_port
-from benchmarks.proxy_overhead import POLICY, answers, process, sequential
+from benchmarks.proxy_overhead import POLICY, answers, load, process, sequential
 from gateway.context import Attempt, RequestContext
 from gateway.policy.models import TelemetryConfig
 from gateway.stats import LOGS_SQL, STATS_SQL
@@ -75,6 +78,35 @@ def overhead(n: int, tmp: Path) -> float:
     )
     print(f"telemetry adds {added:.3f} ms median per request            target <= 0.1 ms")
     return added
+
+
+def throughput(duration: float, tmp: Path) -> dict[str, float]:
+    """rps at 20 concurrent, one telemetry backend added at a time, gateways in turn."""
+    from tests.telemetry.otlp_receiver import HttpReceiver
+
+    mock_port = free_port()
+    base = POLICY.format(port=mock_port, model=DEFAULT_MODEL)
+    variants = {
+        "none": "telemetry:\n  otel: false\n",
+        "prometheus (default)": "",
+        "+ duckdb": f"telemetry:\n  duckdb: {tmp / 'rps.duckdb'}\n",
+        "+ duckdb + otlp": f"telemetry:\n  duckdb: {tmp / 'rps-otlp.duckdb'}\n",
+    }
+    mock = [sys.executable, "-m", "benchmarks.mock_upstream", "--port", str(mock_port)]
+    rps: dict[str, float] = {}
+    with HttpReceiver() as receiver, process(mock, lambda: answers(mock_port)):
+        for i, (name, telemetry) in enumerate(variants.items()):
+            (tmp / f"rps{i}.yaml").write_text(base + telemetry)
+            env = {**os.environ}
+            if "otlp" in name:
+                env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+            port = free_port()
+            command = [sys.executable, "-m", "gateway", "serve", "--policy",
+                       str(tmp / f"rps{i}.yaml"), "--port", str(port)]  # fmt: skip
+            with process(command, functools.partial(answers, port), env=env):
+                rps[name] = load(port, 20, duration)["rps"]
+            print(f"rps at 20 concurrent, telemetry {name:<22} {rps[name]:,.0f}")
+    return rps
 
 
 def context(i: int) -> RequestContext:
@@ -146,6 +178,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per load")
     parser.add_argument("--writer-rows", type=int, default=300_000)
     parser.add_argument("--writer-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -157,6 +190,7 @@ def main() -> None:
             writer(writer_rows, Path(tmp))
             return
         overhead(n, Path(tmp))
+        throughput(1.0 if args.smoke else args.duration, Path(tmp))
         # the writer in a fresh process, so the phases before it leave nothing behind
         command = [sys.executable, "-m", "benchmarks.telemetry", "--writer-only"]
         subprocess.run([*command, "--writer-rows", str(writer_rows)], check=True, timeout=600)

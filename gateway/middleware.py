@@ -100,7 +100,8 @@ async def fail(
 def routing_error(scope: Scope, exc: HTTPException) -> GatewayError:
     method, path = scope["method"], scope["path"]
     if exc.status_code == 405:
-        return MethodNotAllowed(f"Method {method} is not allowed for {path}.")
+        allow = {"allow": exc.headers["Allow"]} if exc.headers and "Allow" in exc.headers else {}
+        return MethodNotAllowed(f"Method {method} is not allowed for {path}.", headers=allow)
     return NotFound(f"Unknown request URL: {method} {path}.")
 
 

@@ -135,6 +135,7 @@ def test_unknown_route_and_wrong_method_are_json(client: httpx.Client) -> None:
     assert r.status_code == 404 and r.json()["error"]["type"] == "invalid_request_error"
     r = client.get("/v1/chat/completions")
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    assert r.headers["allow"] == "POST" and "x-request-id" in r.headers
 
 
 def test_unreachable_upstream_is_502(client: httpx.Client) -> None:

@@ -30,6 +30,8 @@ KEPT = (
     b"x-request-id",
 )
 
+DECODED = (b"content-encoding", b"content-length", b"transfer-encoding")
+
 
 class UpstreamResponse:
     """What the gateway's hot path gets back: status, the headers a proxy reads or relays
@@ -120,7 +122,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.TransportError as exc:
             exc.request = request
             raise
-        headers = response.raw_headers  # all of them: a general-purpose client
+        # all of them (a general-purpose client) but those aiohttp already acted on: the
+        # body arrives decompressed and de-chunked
+        headers = [(k, v) for k, v in response.raw_headers if k.lower() not in DECODED]
         if buffered:
             return httpx.Response(
                 response.status_code, headers=headers, content=response.content, request=request

@@ -2,10 +2,12 @@
 transport under `httpx.AsyncClient`, against the mock upstream on a real socket."""
 
 import asyncio
+import gzip
 
 import httpx
 import orjson
 import pytest
+from aiohttp import web
 
 from benchmarks.mock_upstream import Behavior, MockUpstream, free_port
 from gateway.providers.transport import AiohttpTransport
@@ -77,3 +79,31 @@ def test_unreachable_upstream_is_a_connect_error() -> None:
 
     with pytest.raises(httpx.ConnectError):
         asyncio.run(run())
+
+
+def test_compressed_answer_reaches_an_httpx_client_decoded_once() -> None:
+    """aiohttp decompresses; the httpx response must not try again."""
+    payload = orjson.dumps({"flagged": False, "note": "x" * 2000})
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(
+            body=gzip.compress(payload),
+            headers={"content-encoding": "gzip", "content-type": "application/json"},
+        )
+
+    async def run() -> httpx.Response:
+        app = web.Application()
+        app.router.add_post("/", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with httpx.AsyncClient(transport=AiohttpTransport(1)) as client:
+                return await client.post(f"http://127.0.0.1:{port}/", json={})
+        finally:
+            await runner.cleanup()
+
+    response = asyncio.run(run())
+    assert response.status_code == 200 and response.content == payload
+    assert "content-encoding" not in response.headers
