@@ -2,7 +2,7 @@
 
 Every failure a client can see is a `GatewayError`. `to_body` renders the
 `{"error": {"message", "type", "param", "code"}}` document that OpenAI's SDKs parse;
-`app.py` installs the single handler that turns these exceptions into responses.
+`middleware.py` is the single place that turns these exceptions into responses.
 """
 
 from __future__ import annotations
