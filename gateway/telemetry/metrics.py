@@ -73,6 +73,7 @@ class PrometheusMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._instruments: dict[str, Any] = {}
+        self._bound: dict[tuple[str, ...], Any] = {}  # (name, *label values) -> child
         for spec in SPECS.values():
             labels = [label.replace(".", "_") for label in spec.labels]
             if spec.buckets is None:
@@ -90,10 +91,13 @@ class PrometheusMetrics:
                 )
 
     def record(self, name: str, value: float, labels: dict[str, Any]) -> None:
-        instrument = self._instruments[name]
-        values = [str(labels.get(label, "")) for label in SPECS[name].labels]
-        bound = instrument.labels(*values) if values else instrument
-        if SPECS[name].buckets is None:
+        spec = SPECS[name]
+        key = (name, *[str(labels.get(label, "")) for label in spec.labels])
+        bound = self._bound.get(key)
+        if bound is None:  # `labels()` validates and locks on every call: once per series
+            instrument = self._instruments[name]
+            bound = self._bound[key] = instrument.labels(*key[1:]) if spec.labels else instrument
+        if spec.buckets is None:
             bound.inc(value)
         else:
             bound.observe(value)
