@@ -54,6 +54,8 @@ class RequestContextMiddleware:
             return
         ctx = request_context(scope)
         scope["state"]["ctx"] = ctx
+        state: GatewayState = scope["state"]["gateway"]
+        state.start(ctx)
         scope["app"] = self  # Starlette's router then raises HTTPException for 404/405
         header = (b"x-request-id", ctx.request_id.encode())
         started = False
@@ -74,7 +76,6 @@ class RequestContextMiddleware:
             ctx.finished_at = time.perf_counter()
             if ctx.runtime_release is not None:
                 ctx.runtime_release()
-            state: GatewayState = scope["state"]["gateway"]
             state.finish(ctx)
 
 

@@ -27,6 +27,17 @@ class GatewayState:
     metrics: CollectorRegistry | None = None  # what /metrics serves
     pricing: Pricing = field(default_factory=Pricing)
 
+    def __post_init__(self) -> None:
+        self._sampler = next(
+            (s for s in self.sinks if isinstance(s, OTelSink) and s.sampler is not None), None
+        )
+
+    def start(self, ctx: RequestContext) -> None:
+        """A request has arrived: decide whether its trace is sampled (when spans are
+        exported at all)."""
+        if self._sampler is not None:
+            self._sampler.sample(ctx)
+
     def finish(self, ctx: RequestContext) -> None:
         """A request's response has been delivered (or abandoned): settle its tokens and
         cost, then tell every sink."""

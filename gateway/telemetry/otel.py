@@ -20,10 +20,18 @@ from typing import Any
 import orjson
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    TraceState,
+    set_span_in_context,
+)
 from opentelemetry.trace.status import Status, StatusCode
 
 from gateway import __version__
@@ -97,10 +105,28 @@ class OTelSink:
             self.spans = BatchSpanProcessor(
                 span_exporter, max_queue_size=8192, meter_provider=provider
             )
+        # OTEL_TRACES_SAMPLER(_ARG), parsed by the SDK (default: parentbased_always_on)
+        self.sampler: Sampler | None = None
+        if self.spans is not None:
+            self.sampler = TracerProvider(shutdown_on_exit=False).sampler
         self.dropped = 0
         self._queue: queue.Queue[RequestContext | None] = queue.Queue(maxsize=RECORDER_QUEUE)
         self._thread = threading.Thread(target=self._run, name="otel-recorder", daemon=True)
         self._thread.start()
+
+    def sample(self, ctx: RequestContext) -> None:
+        """Whether this request's trace is recorded, decided as it starts so that the
+        upstream's `traceparent` carries the decision (its sampled flag). Metrics count
+        every request either way."""
+        assert self.sampler is not None
+        parent = None
+        if ctx.parent_span_id is not None:
+            remote = NonRecordingSpan(self._context(ctx, ctx.parent_span_id, remote=True))
+            parent = set_span_in_context(remote)
+        decision = self.sampler.should_sample(parent, int(ctx.trace_id, 16), ctx.path).decision
+        flags = int(ctx.trace_flags, 16)
+        flags = flags | 1 if decision is Decision.RECORD_AND_SAMPLE else flags & ~1
+        ctx.trace_flags = f"{flags:02x}"
 
     def record(self, ctx: RequestContext) -> None:
         """Hand the finished request to the recorder thread (~1 us here; building spans
@@ -131,7 +157,7 @@ class OTelSink:
         end = ctx.started_unix + ctx.latency_s
         common = self._genai_attributes(ctx)
         verdicts = summarize(ctx.verdicts)
-        if self.spans is not None:
+        if self.spans is not None and int(ctx.trace_flags, 16) & 1:
             self.spans.on_end(self._server_span(ctx, end))
             for verdict in verdicts:
                 self.spans.on_end(self._guardrail_span(ctx, verdict))

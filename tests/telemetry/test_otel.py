@@ -151,6 +151,40 @@ def test_otlp_grpc(
         check(receiver.received, mock)
 
 
+def test_trace_sampling_follows_the_client_and_otel_traces_sampler(
+    otel_env: pytest.MonkeyPatch, write_policy: PolicyWriter, mock: MockUpstream
+) -> None:
+    """The default sampler (parentbased_always_on) keeps a client's 'not sampled'; a ratio
+    of 0 samples nothing. Unsampled requests export no spans, carry flags 00 upstream, and
+    are still counted in the metrics."""
+
+    def traffic(sampler: str | None) -> tuple[Received, list[str]]:
+        if sampler is not None:
+            otel_env.setenv("OTEL_TRACES_SAMPLER", sampler)
+            otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+        mock.reset_state()
+        with HttpReceiver() as receiver:
+            otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+            with (
+                GatewayServer(Settings(policy_path=str(write_policy()), watch_policy=False)) as gw,
+                httpx.Client(base_url=gw.base_url) as c,
+            ):
+                unsampled = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00"
+                for headers in ({"traceparent": unsampled, "x-request-id": "u1"},
+                                {"x-request-id": "n1"}):  # fmt: skip
+                    assert c.post("/v1/chat/completions", json=CHAT, headers=headers).is_success
+            wait_for(receiver.received, 2, timeout=2.0)
+            flags = [r.headers["traceparent"].rsplit("-", 1)[1] for r in mock.requests]
+            return receiver.received, flags
+
+    received, flags = traffic(None)
+    ids = {s.attributes.get("gateway.request_id") for s in received.spans if s.kind == SERVER}
+    assert ids == {"n1"} and flags == ["00", "01"]
+    received, flags = traffic("traceidratio")
+    assert received.spans == [] and flags == ["00", "00"]
+    assert "gateway.requests" in received.metrics  # counted all the same
+
+
 def test_dead_collector_changes_nothing_for_requests(
     otel_env: pytest.MonkeyPatch, write_policy: PolicyWriter, mock: MockUpstream
 ) -> None:
