@@ -55,7 +55,6 @@ class RequestContextMiddleware:
         ctx = request_context(scope)
         scope["state"]["ctx"] = ctx
         state: GatewayState = scope["state"]["gateway"]
-        state.start(ctx)
         scope["app"] = self  # Starlette's router then raises HTTPException for 404/405
         header = (b"x-request-id", ctx.request_id.encode())
         started = False
@@ -69,6 +68,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            state.start(ctx)
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             await fail(exc, ctx, scope, send_with_id, started)
