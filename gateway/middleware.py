@@ -107,9 +107,10 @@ def routing_error(scope: Scope, exc: HTTPException) -> GatewayError:
 
 
 async def send_error(send: Send, error: GatewayError) -> None:
-    headers = [(b"content-type", b"application/json")]
+    body = error.to_body()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     headers += [
         (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()
     ]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": error.to_body()})
+    await send({"type": "http.response.body", "body": body})

@@ -136,6 +136,7 @@ def test_unknown_route_and_wrong_method_are_json(client: httpx.Client) -> None:
     r = client.get("/v1/chat/completions")
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
     assert r.headers["allow"] == "POST" and "x-request-id" in r.headers
+    assert int(r.headers["content-length"]) == len(r.content)
 
 
 def test_unreachable_upstream_is_502(client: httpx.Client) -> None:
