@@ -80,7 +80,7 @@ def word_buckets(text: str) -> list[int]:
 
 
 class Featurizer:
-    """Embeddings (head and tail windows, mean and max of their vectors) + pattern hits."""
+    """Embeddings of the text's sentence pieces (mean and max of their vectors) + pattern hits."""
 
     def __init__(self, model_dir: Path, threads: int = 2) -> None:
         from tokenizers import Tokenizer

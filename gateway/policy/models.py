@@ -139,8 +139,9 @@ class PiiGuardrail(GuardrailBase):
     score_threshold: float = Field(default=0.4, ge=0, le=1)  # presidio's phone score is 0.4
     custom: tuple[CustomEntity, ...] = ()
     # where national-format phone numbers are recognised (international "+..." numbers
-    # are found for any country). presidio's defaults; each region costs ~0.2 ms per run
-    # of 5+ digits in the text, so naming only the markets served makes scans faster.
+    # are found for any country). presidio's PhoneRecognizer defaults (a test keeps them
+    # equal; importing presidio here would slow every `gateway check`); each region costs
+    # ~0.2 ms per run of 5+ digits in the text, so naming only the markets served helps.
     phone_regions: tuple[str, ...] = Field(
         default=("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR"), min_length=1
     )

@@ -85,10 +85,10 @@ class UpstreamHTTP:
 
     def __init__(self, config: HttpProviderConfig) -> None:
         self.transport = AiohttpTransport(config.max_connections)
-        timeout = httpx.Timeout(
-            config.timeout_s, connect=config.connect_timeout_s, pool=config.connect_timeout_s
+        connect = config.connect_timeout_s
+        self.timeout = client_timeout(
+            {"connect": connect, "read": config.timeout_s, "pool": connect}
         )
-        self.timeout = client_timeout(timeout.as_dict())
         self._urls: dict[str, yarl.URL] = {}
 
     def _parsed(self, url: str) -> yarl.URL:

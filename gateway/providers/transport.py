@@ -17,8 +17,6 @@ import aiohttp
 import httpx
 import yarl
 
-AIOHTTP_URL = "aiohttp_url"  # request extension: the URL already parsed by yarl
-BUFFERED = "buffered"  # request extension: read the whole body before returning
 # Only what a proxy reads or relays is kept in `UpstreamResponse.headers` (real upstreams
 # send 20+): type, rate limits, timing, retry hints.
 KEPT = (
@@ -109,15 +107,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        buffered = request.extensions.get(BUFFERED, False)
         try:
             response = await self.send(
                 request.method,
-                request.extensions.get(AIOHTTP_URL) or yarl.URL(str(request.url), encoded=True),
+                yarl.URL(str(request.url), encoded=True),
                 await request.aread(),
                 request.headers.multi_items(),
                 client_timeout(request.extensions.get("timeout", {})),
-                buffered=buffered,
+                buffered=False,  # httpx reads the stream itself (or not, for `stream()`)
             )
         except httpx.TransportError as exc:
             exc.request = request
@@ -125,13 +122,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # all of them (a general-purpose client) but those aiohttp already acted on: the
         # body arrives decompressed and de-chunked
         headers = [(k, v) for k, v in response.raw_headers if k.lower() not in DECODED]
-        if buffered:
-            return httpx.Response(
-                response.status_code, headers=headers, content=response.content, request=request
-            )
-        return httpx.Response(
-            response.status_code, headers=headers, stream=AiohttpStream(response), request=request
-        )
+        stream = AiohttpStream(response)
+        return httpx.Response(response.status_code, headers=headers, stream=stream, request=request)
 
     async def send(
         self,
