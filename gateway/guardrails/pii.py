@@ -43,39 +43,53 @@ class OfflineEmailRecognizer(EmailRecognizer):
         return bool(OFFLINE_TLDS(pattern_text).fqdn != "")
 
 
-# entity -> (recognizer factory, candidate pattern or None to scan the whole text)
-RECOGNIZERS: dict[str, tuple[Any, str | None]] = {  # presidio's classes are untyped
-    "EMAIL_ADDRESS": (OfflineEmailRecognizer, r"@"),
-    "PHONE_NUMBER": (PrunedPhoneRecognizer, r"\d(?:[\s().\-/]*\d){4,}"),  # 5+ digits
-    "IP_ADDRESS": (IpRecognizer, r"\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"),
+# entity -> (recognizer factory, where it looks). A recognizer with a window pattern runs
+# on the windows around that pattern's matches; one with a gate, on the whole text, and
+# only if the gate matches somewhere; one with neither, on the whole text. Each pattern
+# matches wherever the recognizer's own patterns could (a necessary condition), and is
+# written to start with a literal or a single class where it can: Python's regex engine
+# skips quickly to such a start.
+WINDOWS, GATE = "windows", "gate"
+RECOGNIZERS: dict[str, tuple[Any, tuple[str, str] | None]] = {  # presidio's classes are untyped
+    "EMAIL_ADDRESS": (OfflineEmailRecognizer, (WINDOWS, r"@")),
+    "PHONE_NUMBER": (PrunedPhoneRecognizer, (WINDOWS, r"\d(?:[\s().\-/]*\d){4,}")),  # 5+ digits
+    # IPv4: d.d{1,3}.d{1,3}.d; IPv6: a hex digit, a colon and a hex digit or colon, or '::'
+    "IP_ADDRESS": (
+        IpRecognizer,
+        (
+            WINDOWS,
+            r"[.:](?:(?<=\d\.)\d{1,3}\.\d{1,3}\.\d"
+            r"|(?<=[0-9A-Fa-f]:)[0-9A-Fa-f:]|(?<=::))",
+        ),
+    ),
     "CREDIT_CARD": (CreditCardRecognizer, None),
     "IBAN_CODE": (IbanRecognizer, None),
-    "US_SSN": (UsSsnRecognizer, None),
-    "CRYPTO": (CryptoRecognizer, None),
+    # 3-2-4 (separated by [- .] or not), 5-4 and 3-6 digits: presidio's five patterns
+    "US_SSN": (UsSsnRecognizer, (GATE, r"\d{3}(?:[- .]?\d{2}[- .]?\d{4}|\d{2}-\d{4}|-\d{6})")),
+    # a bitcoin address: bc1 or 1 or 3, then 25 or more of its alphabet
+    "CRYPTO": (CryptoRecognizer, (GATE, r"[13][a-zA-HJ-NP-Z0-9]{25}")),
 }
 MAX_ENTITY_CHARS = 64  # how much of a stream's tail may still be an entity being written
 WORD = re.compile(r"\S+")
 ENTITY_LIKE = re.compile(r"\S*[\d@]\S*|[A-Z0-9]{2,}\W?|[-+()./:]+")
 
 
-def word_edge(text: str, index: int, step: int, words: int) -> int:
-    """From `index`, move over the rest of its word and `words` more words in direction
-    `step` (-1 left, +1 right); returns the edge reached."""
-    peek, limit = (-1, 0) if step < 0 else (0, len(text))
-    for _ in range(words + 1):
-        while index != limit and text[index + peek].isspace():
-            index += step
-        while index != limit and not text[index + peek].isspace():
-            index += step
-    return index
+WORD_AND_NEXT = re.compile(r"\s*\S*\s*\S*")  # the rest of a word, and the next one
+
+
+def reach(text: str, index: int) -> int:
+    match = WORD_AND_NEXT.match(text, index)
+    return match.end() if match else index
 
 
 def windows(text: str, candidates: re.Pattern[str]) -> list[tuple[int, int]]:
-    """Merged spans around each candidate: its words plus one word of context each side."""
+    """Merged spans around each candidate: from its ends, over the rest of its word and
+    one more word on each side (leftwards: the same pattern over the reversed text)."""
     spans: list[tuple[int, int]] = []
+    reverse, size = text[::-1], len(text)
     for match in candidates.finditer(text):
-        start = word_edge(text, match.start(), -1, 1)
-        end = word_edge(text, match.end(), 1, 1)
+        start = size - reach(reverse, size - match.start())
+        end = reach(text, match.end())
         if spans and start <= spans[-1][1]:
             spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
         else:
@@ -123,14 +137,14 @@ class PiiScanner(PolicyGuardrail):
     def __init__(self, name: str, config: PiiGuardrail) -> None:
         super().__init__(name, config)
         self.threshold = config.score_threshold
-        self.recognizers: list[tuple[Any, re.Pattern[str] | None]] = []
+        self.recognizers: list[tuple[Any, tuple[str, re.Pattern[str]] | None]] = []
         for entity in config.entities:
-            factory, candidates = RECOGNIZERS[entity]
-            pattern = re.compile(candidates) if candidates else None
+            factory, narrowing = RECOGNIZERS[entity]
+            where = (narrowing[0], re.compile(narrowing[1])) if narrowing else None
             options = (
                 {"supported_regions": config.phone_regions} if entity == "PHONE_NUMBER" else {}
             )
-            self.recognizers.append((factory(supported_language="en", **options), pattern))
+            self.recognizers.append((factory(supported_language="en", **options), where))
         self.ner = NamedEntities(name, config) if config.ner_model else None
         self.custom = bool(config.custom)
         # chats resend their history: each text is scanned once (a cache per scanner, so a
@@ -149,16 +163,16 @@ class PiiScanner(PolicyGuardrail):
     def analyze(self, text: str) -> list[RecognizerResult]:
         """presidio's results for `text`, as `AnalyzerEngine` would give them."""
         results: list[RecognizerResult] = []
-        for recognizer, candidates in self.recognizers:
+        for recognizer, where in self.recognizers:
             entities = recognizer.supported_entities
-            if candidates is None:
+            if where is None or (where[0] == GATE and where[1].search(text)):
                 results += recognizer.analyze(text, entities, None) or []
-                continue
-            for start, end in windows(text, candidates):
-                for result in recognizer.analyze(text[start:end], entities, None) or []:
-                    result.start += start
-                    result.end += start
-                    results.append(result)
+            elif where[0] == WINDOWS:
+                for start, end in windows(text, where[1]):
+                    for result in recognizer.analyze(text[start:end], entities, None) or []:
+                        result.start += start
+                        result.end += start
+                        results.append(result)
         if self.ner is not None:
             results += self.ner.analyze(text)
         kept = [r for r in results if r.score >= self.threshold]

@@ -38,6 +38,23 @@ def formatted_numbers() -> list[str]:
     return texts
 
 
+def without_prefixes() -> list[str]:
+    """National numbers with their national prefix dropped (most of Europe's formats need
+    it: the matcher must refuse them), or their country code written without a plus."""
+    texts = []
+    for region in COUNTRIES:
+        for kind in TYPES:
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is None:
+                continue
+            national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+            significant = phonenumbers.national_significant_number(number)
+            texts += [f"call {national.lstrip('0(1 ')} now", f"id {significant}.",
+                      f"tel {number.country_code} {significant} ok",
+                      f"tel {number.country_code}{significant}"]  # fmt: skip
+    return texts
+
+
 def random_texts(rng: random.Random, n: int) -> list[str]:
     texts = []
     for _ in range(n):
@@ -48,7 +65,8 @@ def random_texts(rng: random.Random, n: int) -> list[str]:
         body = groups[0]
         for group in groups[1:]:
             body += rng.choice(SEPARATORS) + group
-        prefix = rng.choice(["", "", "0", "1", "00", "011", "(0)", "0 ", "1-", "44 "])
+        prefix = rng.choice(["", "", "0", "1", "00", "011", "(0)", "0 ", "1-", "44 ", "49", "91 ",
+                             "972-", "55", "33 ", "+"])  # fmt: skip
         suffix = rng.choice(["", "", " x12", "#7", " ext 3"])
         texts.append(f"{rng.choice(['ref', 'call', 'on', 'id'])} {prefix}{body}{suffix} ok")
     return texts
@@ -82,7 +100,7 @@ FIXED = [
 )
 def test_the_same_numbers_as_presidio(regions: tuple[str, ...]) -> None:
     rng = random.Random(7)
-    texts = FIXED + formatted_numbers() + random_texts(rng, 300)
+    texts = FIXED + formatted_numbers() + without_prefixes() + random_texts(rng, 600)
     pruned = PrunedPhoneRecognizer(supported_language="en", supported_regions=regions)
     presidio = PhoneRecognizer(supported_language="en", supported_regions=regions)
     found = 0
@@ -96,10 +114,20 @@ def test_the_same_numbers_as_presidio(regions: tuple[str, ...]) -> None:
 
 def test_regions_are_skipped_only_where_nothing_can_match() -> None:
     pruned = PrunedPhoneRecognizer(supported_language="en")
-    assert pruned.regions("went live on 2024-03-15 after") != pruned.supported_regions
+    # a valid German and Israeli number in the metadata, but their formats need the 0
+    assert pruned.regions("went live on 2024-03-15 after") == ()
+    assert pruned.regions("call 030 123456") == ("DE", "IL")  # both national prefixes are 0
     assert pruned.regions("order #7234 shipped") == ()
     assert pruned.regions("call +44 20 7946 0958") == tuple(pruned.supported_regions)
-    assert digit_groups("a 12-34 \uff156") == ("123456", [0, 2, 4], 2)
+    assert digit_groups("a 12-34 \uff156") == ("123456", [0, 2, 4], [6, 6, 6], 2)
+    # a number never spans a word or a currency sign
+    assert digit_groups("order 12 34 shipped at $5.60") == (
+        "1234560",
+        [0, 2, 4, 5],
+        [4, 4, 7, 7],
+        2,
+    )
+    assert pruned.regions("order #238269 shipped at $124.24; the") == ()
 
 
 def test_example_numbers_of_every_region_in_every_format() -> None:

@@ -4,6 +4,8 @@ ordinary numbers alone."""
 import asyncio
 import json
 import logging
+import random
+import re
 from pathlib import Path
 
 import orjson
@@ -14,17 +16,27 @@ from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
 from gateway.context import RequestContext
 from gateway.guardrails.chain import GuardedStream
-from gateway.guardrails.pii import RECOGNIZERS, PiiScanner
+from gateway.guardrails.pii import RECOGNIZERS, PiiScanner, windows
 from gateway.policy.models import CustomEntity, PiiGuardrail
 from tests.guardrails.streams import FakeStream
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "pii_generated.jsonl"
 ROWS = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
-CORPUS = [r["text"] for r in ROWS[::3]] + [  # a third of the labelled corpus, plus our own
-    "Call +1 (415) 555-0132 or mail jane.doe@example.co.uk; card 4111 1111 1111 1111.",
-    "IBAN DE89 3704 0044 0532 0130 00, host 10.0.0.12 and fe80::1ff:fe23:4567:890a, SSN 078-05-1120",
-    "wallet 16Yeky6GMjeNkAiNcBY7ZhrLoMSgg1BoyZ, short ref 16469",
-]
+CORPUS = (
+    [r["text"] for r in ROWS[::3]]
+    + [  # a third of the labelled corpus, plus our own
+        "Call +1 (415) 555-0132 or mail jane.doe@example.co.uk; card 4111 1111 1111 1111.",
+        "IBAN DE89 3704 0044 0532 0130 00, host 10.0.0.12 and fe80::1ff:fe23:4567:890a, SSN 078-05-1120",
+        "wallet 16Yeky6GMjeNkAiNcBY7ZhrLoMSgg1BoyZ, short ref 16469",
+        "pay bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq or 3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
+        "unspecified :: and loopback ::1, mapped ::ffff:10.1.2.3, at 10:30, ratio 3:2",
+    ]
+    + [  # prose whose numbers are not PII: dates, ids, prices, ports, versions
+        f"v2.{k}.{k % 7} live on 2024-{1 + k % 12:02d}-{1 + k % 28:02d}, order #{48213 + 7919 * k} "
+        f"at ${k % 900 + 100}.{k % 100:02d}, port {8000 + k}, call (415) 555-{1000 + k:04d}"
+        for k in range(0, 400, 13)
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +64,38 @@ def test_same_entities_as_presidio(presidio: AnalyzerEngine) -> None:
             assert spans(ours.analyze(text)) == spans(presidio.analyze(text, language="en")), text
     finally:
         logging.disable(logging.NOTSET)
+
+
+def naive_windows(text: str, candidates: re.Pattern[str]) -> list[tuple[int, int]]:
+    """The definition, character by character: from each candidate's ends, over the rest
+    of its word and one more word on each side; overlapping windows merged."""
+
+    def edge(i: int, step: int) -> int:
+        peek, limit = (-1, 0) if step < 0 else (0, len(text))
+        for _ in range(2):
+            while i != limit and text[i + peek].isspace():
+                i += step
+            while i != limit and not text[i + peek].isspace():
+                i += step
+        return i
+
+    spans: list[tuple[int, int]] = []
+    for m in candidates.finditer(text):
+        start, end = edge(m.start(), -1), edge(m.end(), 1)
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def test_windows_hold_each_candidate_and_a_word_either_side() -> None:
+    digits = re.compile(r"\d+")
+    assert windows("a see  the 12-34 order\u2003now ok", digits) == [(2, 26)]
+    rng = random.Random(3)
+    for _ in range(500):
+        text = "".join(rng.choice("ab1 \t\n\u00a0\u3000.-") for _ in range(rng.randint(0, 40)))
+        assert windows(text, digits) == naive_windows(text, digits), repr(text)
 
 
 @pytest.mark.parametrize(
