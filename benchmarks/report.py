@@ -19,43 +19,42 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
+PAIRED = """Sections 1 and 2 time each target alternating with the mock called directly, so
+each has its own baseline at the same cadence (the `direct` rows pool those baselines).
+A round robin over all four would time each gateway after the others' leftover work
+(LiteLLM keeps a core busy for milliseconds after it answers) and after a longer sleep;
+measured that way (the previous edition of this file) ours added 0.77 ms.
+"""
+
+
+def _added(v: dict[str, float], *keys: str) -> list[str]:
+    return [_f(v[f"added_{k}"], 3) if f"added_{k}" in v else "" for k in keys]
+
+
 def write_report(r: dict[str, Any], out: Path) -> None:
     m = r["machine"]
-    names = [n for n in r["sequential"] if n != "direct"]
-    seq, direct = r["sequential"], r["sequential"]["direct"]
+    seq = r["sequential"]
+    names = [n for n in seq if n != "direct"]
+    seq_rows = [[n, _f(v["median_ms"], 3), _f(v["p99_ms"], 3), *_added(v, "median_ms", "p99_ms")]
+                for n, v in seq.items()]  # fmt: skip
+    stream_rows = [[n, _f(v["ttfc_ms"], 3), _added(v, "ttfc_ms")[0], _f(v["gap_ms"], 3),
+                    _added(v, "gap_ms")[0]] for n, v in r["streaming"].items()]  # fmt: skip
     parts = [
         "# Benchmarks\n",
         f"Machine: {m['cpus']} CPUs, {m['platform']}, Python {m['python']}"
         + (f"; LiteLLM {m.get('litellm')}, Portkey {m.get('portkey')}" if "litellm" in m else "")
         + ". Every figure below comes from one run of `python -m benchmarks.suite`"
         f" (requests {r['args']['requests']}, load {r['args']['duration']} s per point).\n",
+        PAIRED,
         "## 1. Sequential latency, non-stream (added over direct)\n",
         _table(
             ["target", "median ms", "p99 ms", "added median ms", "added p99 ms"],
-            [
-                [
-                    n,
-                    _f(seq[n]["median_ms"], 3),
-                    _f(seq[n]["p99_ms"], 3),
-                    _f(seq[n]["median_ms"] - direct["median_ms"], 3) if n != "direct" else "",
-                    _f(seq[n]["p99_ms"] - direct["p99_ms"], 3) if n != "direct" else "",
-                ]
-                for n in seq
-            ],
+            seq_rows,
         ),
         "## 2. Streaming (20 chunks, 10 ms apart)\n",
         _table(
             ["target", "time to first chunk ms", "added ms", "median gap ms", "added gap ms"],
-            [
-                [
-                    n,
-                    _f(v["ttfc_ms"], 3),
-                    _f(v["ttfc_ms"] - r["streaming"]["direct"]["ttfc_ms"], 3),
-                    _f(v["gap_ms"], 3),
-                    _f(v["gap_ms"] - r["streaming"]["direct"]["gap_ms"], 3),
-                ]
-                for n, v in r["streaming"].items()
-            ],
+            stream_rows,
         ),
         "## 3. Throughput (`hey`, closed loop)\n",
     ]
@@ -92,9 +91,11 @@ def write_report(r: dict[str, Any], out: Path) -> None:
     ]))  # fmt: skip
     f = r["features"]
     parts.append("\n## 5. Ours: telemetry (DuckDB + OTLP) and default guardrails on vs off\n\n")
-    parts.append(_table(["variant", "median ms", "p99 ms", "rps @20", "p99 ms @20"], [
-        [n, _f(f["sequential"][n]["median_ms"], 3), _f(f["sequential"][n]["p99_ms"], 3),
-         _f(f["rps20"][n]["rps"], 0), _f(f["rps20"][n]["p99_ms"], 1)] for n in f["sequential"]
+    parts.append(_table(["variant", "median ms", "added median ms", "added p99 ms",
+                         "added time to first chunk ms", "rps @20", "p99 ms @20"], [
+        [n, _f(f["sequential"][n]["median_ms"], 3), *_added(f["sequential"][n], "median_ms", "p99_ms"),
+         _added(f["streaming"][n], "ttfc_ms")[0], _f(f["rps20"][n]["rps"], 0),
+         _f(f["rps20"][n]["p99_ms"], 1)] for n in f["rps20"]
     ]))  # fmt: skip
     parts.append(f"\n(`ours-full`: request log in DuckDB, spans to a live OTLP receiver - "
                  f"{f['spans_received']:,} spans received -, secrets + PII guardrails on "
@@ -148,8 +149,8 @@ back), each paying the idle penalty when the processes slept between chunks.
 def _targets(r: dict[str, Any]) -> str:
     """The issue's targets against this run's figures, met or not."""
     seq, stream, tput = r["sequential"], r["streaming"], r["throughput"]
-    added = seq["ours"]["median_ms"] - seq["direct"]["median_ms"]
-    ttfc = stream["ours"]["ttfc_ms"] - stream["direct"]["ttfc_ms"]
+    added = seq["ours"]["added_median_ms"]
+    ttfc = stream["ours"]["added_ttfc_ms"]
     ours20 = _point(tput, "ours", 20)
     rows = [
         ["sequential median added <= 0.4 ms", f"{added:.3f} ms", added <= 0.4],
@@ -165,6 +166,22 @@ def _targets(r: dict[str, Any]) -> str:
     if "ours" in r["soak"]:
         growth = r["soak"]["ours"]["growth"]
         rows.append(["RSS growth over the soak < 5%", f"{growth * 100:+.1f}%", growth < 0.05])
+    full = r["features"]
+    if "ours-full" in full["rps20"]:  # the issue asks for these with full telemetry on
+        added = full["sequential"]["ours-full"]["added_median_ms"]
+        ttfc = full["streaming"]["ours-full"]["added_ttfc_ms"]
+        rows += [["full telemetry + guardrails: sequential median added <= 0.4 ms",
+                  f"{added:.3f} ms", added <= 0.4],
+                 ["full telemetry + guardrails: added time to first chunk <= 0.5 ms",
+                  f"{ttfc:.3f} ms", ttfc <= 0.5]]  # fmt: skip
+        rps = full["rps20"]["ours-full"]
+        rows.append(["full telemetry + guardrails: p99 at 20 concurrent <= 25 ms",
+                     f"{rps['p99_ms']:.1f} ms", rps["p99_ms"] <= 25])  # fmt: skip
+        for peer, times in (("litellm", 20), ("portkey", 4)):
+            if peer in tput:
+                ratio = rps["rps"] / _point(tput, peer, 20)["rps"]
+                rows.append([f"full telemetry + guardrails: >= {times}x {peer} rps at 20 "
+                             f"concurrent", f"{ratio:.1f}x", ratio >= times])  # fmt: skip
     table = _table(["target", "this run", "met"],
                    [[a, b, "yes" if ok else "**no**"] for a, b, ok in rows])  # fmt: skip
     return "\n## Targets (ours, this machine)\n\n" + table

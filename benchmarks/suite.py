@@ -100,6 +100,41 @@ def streaming(
     return out
 
 
+def against_direct(direct: Target, targets: list[Target], n: int, streams: int) -> dict[str, Any]:
+    """Scenarios 1 and 2, each target alternating with direct, its own baseline at the same
+    cadence. A round robin over all targets would time each gateway after the others'
+    leftover work (LiteLLM keeps a core busy for milliseconds after it answers) and after
+    a longer sleep (this VM wakes idle processes slowly: `benchmarks.idle`)."""
+    seq: dict[str, dict[str, float]] = {}
+    stream: dict[str, dict[str, float]] = {}
+    pooled: dict[str, list[float]] = {"latency": [], "ttfc": [], "gaps": []}
+    for t in targets:
+        pair = sequential([direct, t], n)
+        pooled["latency"] += pair["direct"]
+        base, ours = stats(pair["direct"]), stats(pair[t.name])
+        seq[t.name] = {**ours, **{f"added_{k}": v - base[k] for k, v in ours.items()}}
+        flows = streaming([direct, t], streams)
+        pooled["ttfc"] += flows["direct"]["ttfc"]
+        pooled["gaps"] += flows["direct"]["gaps"]
+        base, ours = stream_stats(flows["direct"]), stream_stats(flows[t.name])
+        stream[t.name] = {**ours, **{f"added_{k}": v - base[k] for k, v in ours.items()}}
+    return {
+        "sequential": {"direct": stats(pooled["latency"]), **seq},
+        "streaming": {"direct": stream_stats(pooled), **stream},
+    }
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return {"median_ms": statistics.median(ordered) * 1000, "p99_ms": p99 * 1000}
+
+
+def stream_stats(samples: dict[str, list[float]]) -> dict[str, float]:
+    return {"ttfc_ms": statistics.median(samples["ttfc"]) * 1000,
+            "gap_ms": statistics.median(samples["gaps"]) * 1000}  # fmt: skip
+
+
 def with_prompt(body: dict[str, Any], prompt: str) -> dict[str, Any]:
     return {**body, "messages": [{"role": "user", "content": prompt}]}
 
@@ -165,15 +200,6 @@ def soak(target: Target, total: int, seconds_cap: float) -> dict[str, Any]:
             "seconds": time.monotonic() - started, "samples": samples}  # fmt: skip
 
 
-def summarize(seq: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    def q(values: list[float], p: float) -> float:
-        values = sorted(values)
-        return values[min(len(values) - 1, int(len(values) * p))] * 1000
-
-    return {name: {"median_ms": statistics.median(v) * 1000, "p99_ms": q(v, 0.99)}
-            for name, v in seq.items()}  # fmt: skip
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
@@ -188,12 +214,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             targets.append(stack.enter_context(peers.litellm(mock_port)))
             targets.append(stack.enter_context(peers.portkey(mock_port)))
         results["idle_rss_mb"] = {t.name: t.rss_mb() for t in targets[1:]}
-        results["sequential"] = summarize(sequential(targets, args.requests))
-        results["streaming"] = {
-            name: {"ttfc_ms": statistics.median(v["ttfc"]) * 1000,
-                   "gap_ms": statistics.median(v["gaps"]) * 1000}
-            for name, v in streaming(targets, args.streams).items()
-        }  # fmt: skip
+        results.update(against_direct(direct, targets[1:], args.requests, args.streams))
         results["throughput"] = {t.name: {c: hey(t, c, args.duration) for c in (1, 20, 100)}
                                  for t in targets}  # fmt: skip
         results["best_p99_25ms"] = {t.name: best_under(t, max(args.duration / 2, 1))
@@ -225,10 +246,11 @@ def features(mock_port: int, args: argparse.Namespace) -> dict[str, Any]:
             del os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
         plain_policy = peers.our_policy(mock_port) + "telemetry:\n  otel: false\n"
         plain = stack.enter_context(peers.ours("ours-plain", plain_policy))
-        seq = summarize(sequential([plain, full], args.requests))
-        tput = {t.name: hey(t, 20, args.duration) for t in (plain, full)}
-        spans = len(receiver.received.spans)
-    return {"features": {"sequential": seq, "rps20": tput, "spans_received": spans}}
+        direct = Target("direct", mock_port, subprocess.Popen(["true"]))
+        figures = against_direct(direct, [plain, full], args.requests, args.streams)
+        figures["rps20"] = {t.name: hey(t, 20, args.duration) for t in (plain, full)}
+        figures["spans_received"] = len(receiver.received.spans)
+    return {"features": figures}
 
 
 def workers(args: argparse.Namespace) -> dict[str, Any]:
