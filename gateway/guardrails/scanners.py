@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import regex
+
 from gateway.policy.models import (
     DenyListGuardrail,
     GuardrailBase,
@@ -58,21 +60,19 @@ SECRET_PATTERNS = {
     "JWT": r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
     "PRIVATE_KEY": r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
 }
-PEM_BEGIN = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
-PEM_END = re.compile(r"-----END [A-Z ]*PRIVATE KEY-----")
 
 
 class SecretsScanner(PolicyGuardrail):
     """API keys and tokens (OpenAI, Anthropic, AWS, GitHub, Slack, Stripe, JWT) and PEM
-    private keys. Each token is one word, so a stream holds back only its last word
-    (or an unfinished PEM block)."""
+    private keys. A stream holds back only a tail that could still become one: the
+    `regex` module's partial matching says where (a word like "sure" goes out at once;
+    "sk-pr", a token that could grow, or an unfinished PEM block waits)."""
 
     def __init__(self, name: str, config: SecretsGuardrail) -> None:
         super().__init__(name, config)
-        self._pattern = re.compile(
-            "|".join(f"(?P<{entity}>{pattern})" for entity, pattern in SECRET_PATTERNS.items()),
-            re.DOTALL,
-        )
+        combined = "|".join(f"(?P<{e}>{p})" for e, p in SECRET_PATTERNS.items())
+        self._pattern = re.compile(combined, re.DOTALL)
+        self._partial = regex.compile(combined, regex.DOTALL)
 
     def check_request(self, body: dict[str, Any]) -> str | None:
         return None
@@ -84,10 +84,14 @@ class SecretsScanner(PolicyGuardrail):
         ]
 
     def holdback(self, text: str) -> int:
-        begins = list(PEM_BEGIN.finditer(text))
-        if begins and not PEM_END.search(text, begins[-1].end()):
-            return begins[-1].start()
-        return trailing_words(text, 1)
+        """Where the first match that reaches the end starts: a partial one (more text
+        could complete it) or a whole one (more text could extend it, or undo a final
+        `\\b`). Released text is scanned on its own, so a cut inside a word can make its
+        continuation look like a token's start: that over-redacts, never leaks."""
+        for match in self._partial.finditer(text, partial=True):
+            if match.end() == len(text):
+                return int(match.start())
+        return len(text)
 
 
 class DenyListScanner(PolicyGuardrail):

@@ -56,9 +56,13 @@ def test_every_two_way_split_gives_the_same_redacted_text() -> None:
 
 def test_clean_text_flows_without_waiting_for_the_end() -> None:
     out = run(["Hello ", "there, ", "how ", "are ", "you?"], REDACTOR[:1])
-    # each finished word goes out with the chunk that finished it
-    assert out[1:6] == ["Hello ", "there, ", "how ", "are ", ""]
+    # secrets: a word that cannot begin a token goes out with its chunk, finished or not
+    assert out[1:6] == ["Hello ", "there, ", "how ", "are ", "you?"]
     assert "".join(out) == "Hello there, how are you?"
+    # tokens as models stream them: only what could still become a key waits
+    pieces = ["Your", " key", " is", " sk", "-proj", "-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z", " ok"]
+    out = run(pieces, REDACTOR[:1])
+    assert out[1:8] == ["Your", " key", " is", " ", "", "", "<OPENAI_API_KEY> ok"]
     # a two-word deny-list phrase holds back one finished word, no more
     out = run(["Hello ", "there, ", "how ", "are ", "you?"])
     assert out[1:6] == ["", "Hello ", "there, ", "how ", ""]

@@ -50,12 +50,19 @@ async def test_look_alikes_pass(text: str) -> None:
     assert await SECRETS.scan(text) == []
 
 
-def test_holdback_is_the_last_word_or_an_open_pem_block() -> None:
-    assert SECRETS.holdback("hello wor") == 6
+def test_holdback_is_what_could_still_become_a_secret() -> None:
+    assert SECRETS.holdback("hello wor") == 9  # no token starts like "wor"
     assert SECRETS.holdback("hello world ") == 12
+    assert SECRETS.holdback("my key s") == 7
+    assert SECRETS.holdback("my key sk-pro") == 7
+    assert SECRETS.holdback("my key sure") == 11
+    # whole, but more characters could extend it (or undo its final word boundary)
+    assert SECRETS.holdback("id AKIAIOSFODNN7EXAMPLE") == 3
+    assert SECRETS.holdback("id AKIAIOSFODNN7EXAMPLE.") == 24
+    assert SECRETS.holdback("a -") == 2  # could open a PEM block
     text = "x -----BEGIN RSA PRIVATE KEY-----\nMIIE"
     assert SECRETS.holdback(text) == 2
-    assert SECRETS.holdback(PEM + " done") == len(PEM) + 1
+    assert SECRETS.holdback(PEM + " done") == len(PEM) + 5
     assert trailing_words("a b c", 2) == 2
     assert trailing_words("a b c ", 2) == 4
 
