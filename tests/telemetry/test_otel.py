@@ -283,3 +283,14 @@ def test_a_local_model_call_is_an_internal_span_with_usage(
     a = local.attributes
     assert a["gen_ai.provider.name"] == "onnx" and "server.address" not in a
     assert a["gen_ai.usage.output_tokens"] == 4
+
+
+def test_the_resource_hashes_once_and_compares_like_the_sdks() -> None:
+    from opentelemetry.sdk.resources import Resource
+
+    from gateway.telemetry.otel import HashedResource
+
+    attributes = {"service.name": "llm-gateway", "service.version": "1"}
+    ours, sdk = HashedResource(attributes, "s"), Resource(attributes, "s")
+    assert hash(ours) == hash(sdk) and ours == sdk and sdk == ours
+    assert ours != HashedResource({**attributes, "service.version": "2"}, "s")
