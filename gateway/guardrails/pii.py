@@ -66,8 +66,9 @@ RECOGNIZERS: dict[str, tuple[Any, tuple[str, str] | None]] = {  # presidio's cla
     "IBAN_CODE": (IbanRecognizer, None),
     # 3-2-4 (separated by [- .] or not), 5-4 and 3-6 digits: presidio's five patterns
     "US_SSN": (UsSsnRecognizer, (GATE, r"\d{3}(?:[- .]?\d{2}[- .]?\d{4}|\d{2}-\d{4}|-\d{6})")),
-    # a bitcoin address: bc1 or 1 or 3, then 25 or more of its alphabet
-    "CRYPTO": (CryptoRecognizer, (GATE, r"[13][a-zA-HJ-NP-Z0-9]{25}")),
+    # a bitcoin address: bc1 or 1 or 3, then 25 or more of its alphabet (presidio's
+    # patterns ignore case)
+    "CRYPTO": (CryptoRecognizer, (GATE, r"(?i)[13][a-zA-HJ-NP-Z0-9]{25}")),
 }
 MAX_ENTITY_CHARS = 64  # how much of a stream's tail may still be an entity being written
 WORD = re.compile(r"\S+")

@@ -4,26 +4,25 @@
 Spans are built when a request has finished (streams: when the stream has ended), from
 the ids and times the request recorded along the way: the SERVER span continues the
 client's `traceparent`, and each upstream attempt is a CLIENT span whose id the upstream
-already received in its own `traceparent`. Export runs on the SDK's background threads
-with bounded queues, so a slow or dead collector never touches a request.
+already received in its own `traceparent`. Spans and metrics are built on a recorder
+thread; spans for OTLP are encoded and exported by a child process (`span_process.py`),
+metrics by the SDK's background thread, all through bounded queues, so a slow or dead
+collector never touches a request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import queue
 import threading
 from typing import Any
 
 import orjson
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, Sampler
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
@@ -34,14 +33,19 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.status import Status, StatusCode
 
-from gateway import __version__
 from gateway.context import Attempt, RequestContext, new_span_id
 from gateway.guardrails.chain import strongest, summarize
 from gateway.telemetry import drain
 from gateway.telemetry.metrics import OTelMetrics, PrometheusMetrics
+from gateway.telemetry.otlp import (
+    SCOPE,
+    gateway_resource,
+    otlp_configured,
+    otlp_metric_exporter,
+)
+from gateway.telemetry.span_process import SpanProcess
 
 log = logging.getLogger("gateway.telemetry")
-SCOPE = InstrumentationScope("llm-gateway", __version__)
 RECORDER_QUEUE = 10_000
 OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
 PARAM_ATTRIBUTES = {
@@ -57,59 +61,20 @@ def ns(unix_seconds: float) -> int:
     return int(unix_seconds * 1_000_000_000)
 
 
-def otlp_configured() -> bool:
-    names = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")  # fmt: skip
-    return os.environ.get("OTEL_SDK_DISABLED", "").lower() != "true" and any(
-        os.environ.get(n) for n in names
-    )
-
-
-def otlp_exporters() -> tuple[SpanExporter, Any]:
-    """The OTLP exporters OTEL_EXPORTER_OTLP_PROTOCOL asks for (default http/protobuf)."""
-    protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
-            OTLPMetricExporter,
-        )
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
-            OTLPSpanExporter,
-        )
-    return OTLPSpanExporter(), OTLPMetricExporter()
-
-
-class HashedResource(Resource):
-    """A Resource that hashes once: the OTLP encoder groups spans by resource, and the
-    SDK's hash JSON-dumps every attribute, for every span (~4% of the gateway's CPU
-    under load with spans on, py-spy)."""
-
-    def __init__(self, attributes: Any, schema_url: str | None = None) -> None:
-        super().__init__(attributes, schema_url)
-        self._hash = super().__hash__()
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return self is other or super().__eq__(other)
-
-
 class OTelSink:
     """A `TelemetrySink`: one SERVER span, CLIENT spans per attempt, GenAI metrics."""
 
     def __init__(self, span_exporter: SpanExporter | None = None,
                  metric_readers: tuple[MetricReader, ...] = ()) -> None:  # fmt: skip
-        created = Resource.create({"service.name": "llm-gateway", "service.version": __version__})
-        self.resource = HashedResource(created.attributes, created.schema_url)
+        self.resource = gateway_resource()
         self.prometheus = PrometheusMetrics()
         self.registry = self.prometheus.registry
         readers = list(metric_readers)
+        # spans configured by OTEL_*: encoded and exported by a child process
+        self.span_process: SpanProcess | None = None
         if span_exporter is None and otlp_configured():
-            span_exporter, metric_exporter = otlp_exporters()
-            readers.append(PeriodicExportingMetricReader(metric_exporter))
+            self.span_process = SpanProcess()
+            readers.append(PeriodicExportingMetricReader(otlp_metric_exporter()))
         self.otel_metrics = OTelMetrics(self.resource, readers) if readers else None
         self.backends: list[PrometheusMetrics | OTelMetrics] = [self.prometheus]
         if self.otel_metrics is not None:
@@ -122,7 +87,7 @@ class OTelSink:
             )
         # OTEL_TRACES_SAMPLER(_ARG), parsed by the SDK (default: parentbased_always_on)
         self.sampler: Sampler | None = None
-        if self.spans is not None:
+        if self.spans is not None or self.span_process is not None:
             self.sampler = TracerProvider(shutdown_on_exit=False).sampler
         self.dropped = 0
         self._queue: queue.Queue[RequestContext | None] = queue.Queue(maxsize=RECORDER_QUEUE)
@@ -159,26 +124,38 @@ class OTelSink:
     def _run(self) -> None:
         running = True
         while running:
+            spans: list[ReadableSpan] = []
             for ctx in drain(self._queue):
                 if ctx is None:
                     running = False
                     continue
                 try:
-                    self._record(ctx)
+                    self._record(ctx, spans)
                 except Exception:  # telemetry never raises, nor stops recording
                     log.exception("could not record OpenTelemetry data")
+            self._export(spans)
 
-    def _record(self, ctx: RequestContext) -> None:
+    def _export(self, spans: list[ReadableSpan]) -> None:
+        if self.span_process is not None:
+            dropped = self.span_process.dropped
+            self.span_process.send(spans)
+            if self.span_process.dropped > dropped:
+                self._metric("gateway.telemetry.dropped", self.span_process.dropped - dropped, {})
+        elif self.spans is not None:
+            for span in spans:
+                self.spans.on_end(span)
+
+    def _record(self, ctx: RequestContext, spans: list[ReadableSpan]) -> None:
+        """Metrics for one request; its spans (if sampled) appended to `spans`."""
         end = ctx.started_unix + ctx.latency_s
         common = self._genai_attributes(ctx)
         verdicts = summarize(ctx.verdicts)
-        if self.spans is not None and int(ctx.trace_flags, 16) & 1:
-            self.spans.on_end(self._server_span(ctx, end))
-            for verdict in verdicts:
-                self.spans.on_end(self._guardrail_span(ctx, verdict))
+        if self.sampler is not None and int(ctx.trace_flags, 16) & 1:
+            spans.append(self._server_span(ctx, end))
+            spans += [self._guardrail_span(ctx, verdict) for verdict in verdicts]
             for i, attempt in enumerate(ctx.attempts):
                 last = i == len(ctx.attempts) - 1
-                self.spans.on_end(self._client_span(ctx, attempt, common, end if last else None))
+                spans.append(self._client_span(ctx, attempt, common, end if last else None))
         labels = {"http.response.status_code": ctx.status, "gen_ai.request.model": ctx.model or "",
                   "gen_ai.provider.name": common.get("gen_ai.provider.name", ""),
                   "gateway.key_id": ctx.key_id or ""}  # fmt: skip
@@ -348,6 +325,8 @@ class OTelSink:
         await asyncio.to_thread(self._thread.join)
         if self.spans is not None:
             await asyncio.to_thread(self.spans.shutdown)
+        if self.span_process is not None:
+            await asyncio.to_thread(self.span_process.shutdown)
         if self.otel_metrics is not None:
             await asyncio.to_thread(self.otel_metrics.shutdown)
 

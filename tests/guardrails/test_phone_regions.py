@@ -96,8 +96,12 @@ FIXED = [
 
 
 @pytest.mark.parametrize(
-    "regions", [PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS, ("US",), ("GB",), ("DE", "IL")]
-)
+    "regions",
+    [PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS, ("US",), ("GB",), ("DE", "IL"),
+     # national prefixes that are not a plain 0 or 1, carrier codes, prefix transforms,
+     # Italy's leading zeros, numbers of many lengths
+     ("IT", "JP", "AR", "MX", "RU", "CN", "AU", "CH", "NL", "ES", "JM", "GG")],
+)  # fmt: skip
 def test_the_same_numbers_as_presidio(regions: tuple[str, ...]) -> None:
     rng = random.Random(7)
     texts = FIXED + formatted_numbers() + without_prefixes() + random_texts(rng, 600)

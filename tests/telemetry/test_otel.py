@@ -222,7 +222,7 @@ async def test_a_full_recorder_queue_drops_and_counts(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(otel, "RECORDER_QUEUE", 2)
     sink = otel.OTelSink()
-    monkeypatch.setattr(sink, "_record", lambda ctx: time.sleep(0.05))
+    monkeypatch.setattr(sink, "_record", lambda ctx, spans: time.sleep(0.05))
     started = time.perf_counter()
     for i in range(50):
         sink.record(RequestContext(f"r{i}", "POST", "/v1/chat/completions"))
@@ -288,7 +288,7 @@ def test_a_local_model_call_is_an_internal_span_with_usage(
 def test_the_resource_hashes_once_and_compares_like_the_sdks() -> None:
     from opentelemetry.sdk.resources import Resource
 
-    from gateway.telemetry.otel import HashedResource
+    from gateway.telemetry.otlp import HashedResource
 
     attributes = {"service.name": "llm-gateway", "service.version": "1"}
     ours, sdk = HashedResource(attributes, "s"), Resource(attributes, "s")
