@@ -19,8 +19,8 @@ import threading
 from typing import Any
 
 import orjson
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.trace import (
@@ -31,19 +31,24 @@ from opentelemetry.trace import (
     TraceState,
     set_span_in_context,
 )
-from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.trace.status import StatusCode
 
 from gateway.context import Attempt, RequestContext, new_span_id
 from gateway.guardrails.chain import strongest, summarize
 from gateway.telemetry import drain
+from gateway.telemetry.export_process import (
+    ExportProcess,
+    Point,
+    SpanRecord,
+    from_record,
+    span_record,
+)
 from gateway.telemetry.metrics import OTelMetrics, PrometheusMetrics
 from gateway.telemetry.otlp import (
     SCOPE,
     gateway_resource,
     otlp_configured,
-    otlp_metric_exporter,
 )
-from gateway.telemetry.span_process import SpanProcess
 
 log = logging.getLogger("gateway.telemetry")
 RECORDER_QUEUE = 10_000
@@ -70,11 +75,11 @@ class OTelSink:
         self.prometheus = PrometheusMetrics()
         self.registry = self.prometheus.registry
         readers = list(metric_readers)
-        # spans configured by OTEL_*: encoded and exported by a child process
-        self.span_process: SpanProcess | None = None
+        # OTLP configured by OTEL_*: spans and metric points go to a child process
+        self.export_process: ExportProcess | None = None
         if span_exporter is None and otlp_configured():
-            self.span_process = SpanProcess()
-            readers.append(PeriodicExportingMetricReader(otlp_metric_exporter()))
+            self.export_process = ExportProcess()
+        self._points: list[Point] = []
         self.otel_metrics = OTelMetrics(self.resource, readers) if readers else None
         self.backends: list[PrometheusMetrics | OTelMetrics] = [self.prometheus]
         if self.otel_metrics is not None:
@@ -87,7 +92,7 @@ class OTelSink:
             )
         # OTEL_TRACES_SAMPLER(_ARG), parsed by the SDK (default: parentbased_always_on)
         self.sampler: Sampler | None = None
-        if self.spans is not None or self.span_process is not None:
+        if self.spans is not None or self.export_process is not None:
             self.sampler = TracerProvider(shutdown_on_exit=False).sampler
         self.dropped = 0
         self._queue: queue.Queue[RequestContext | None] = queue.Queue(maxsize=RECORDER_QUEUE)
@@ -120,11 +125,13 @@ class OTelSink:
     def _metric(self, name: str, value: float, labels: dict[str, Any]) -> None:
         for backend in self.backends:
             backend.record(name, value, labels)
+        if self.export_process is not None:
+            self._points.append((name, value, labels))
 
     def _run(self) -> None:
         running = True
         while running:
-            spans: list[ReadableSpan] = []
+            spans: list[SpanRecord] = []
             for ctx in drain(self._queue):
                 if ctx is None:
                     running = False
@@ -135,17 +142,18 @@ class OTelSink:
                     log.exception("could not record OpenTelemetry data")
             self._export(spans)
 
-    def _export(self, spans: list[ReadableSpan]) -> None:
-        if self.span_process is not None:
-            dropped = self.span_process.dropped
-            self.span_process.send(spans)
-            if self.span_process.dropped > dropped:
-                self._metric("gateway.telemetry.dropped", self.span_process.dropped - dropped, {})
+    def _export(self, spans: list[SpanRecord]) -> None:
+        if self.export_process is not None:
+            points, self._points = self._points, []
+            dropped = self.export_process.dropped
+            self.export_process.send(spans, points)
+            if self.export_process.dropped > dropped:
+                self._metric("gateway.telemetry.dropped", self.export_process.dropped - dropped, {})
         elif self.spans is not None:
-            for span in spans:
-                self.spans.on_end(span)
+            for record in spans:
+                self.spans.on_end(from_record(record, self.resource, SCOPE))
 
-    def _record(self, ctx: RequestContext, spans: list[ReadableSpan]) -> None:
+    def _record(self, ctx: RequestContext, spans: list[SpanRecord]) -> None:
         """Metrics for one request; its spans (if sampled) appended to `spans`."""
         end = ctx.started_unix + ctx.latency_s
         common = self._genai_attributes(ctx)
@@ -205,7 +213,7 @@ class OTelSink:
             attrs["gen_ai.response.model"] = ctx.response_model
         return attrs
 
-    def _server_span(self, ctx: RequestContext, end: float) -> ReadableSpan:
+    def _server_span(self, ctx: RequestContext, end: float) -> SpanRecord:
         attrs: dict[str, Any] = {
             "http.request.method": ctx.method, "url.path": ctx.path,
             "http.response.status_code": ctx.status, "gateway.request_id": ctx.request_id,
@@ -220,18 +228,21 @@ class OTelSink:
             attrs["gateway.key_id"] = ctx.key_id
         if ctx.error_type:
             attrs["error.type"] = ctx.error_type
-        parent = None
-        if ctx.parent_span_id:
-            parent = self._context(ctx, ctx.parent_span_id, remote=True)
-        status = Status(StatusCode.ERROR) if ctx.status >= 500 else Status(StatusCode.UNSET)
-        return ReadableSpan(
-            f"{ctx.method} {ctx.path}", self._context(ctx, ctx.span_id), parent, self.resource,
-            attrs, kind=SpanKind.SERVER, status=status, start_time=ns(ctx.started_unix),
-            end_time=ns(end), instrumentation_scope=SCOPE,
-        )  # fmt: skip
+        status = StatusCode.ERROR if ctx.status >= 500 else StatusCode.UNSET
+        return self._span(f"{ctx.method} {ctx.path}", SpanKind.SERVER, ctx, ctx.span_id,
+                          ctx.parent_span_id, status, ctx.started_unix, end, attrs)  # fmt: skip
+
+    @staticmethod
+    def _span(name: str, kind: SpanKind, ctx: RequestContext, span_id: str,
+              parent: str | None, status: StatusCode, start: float, end: float,
+              attrs: dict[str, Any]) -> SpanRecord:  # fmt: skip
+        """A span of this request's trace (the SERVER span's parent is the client's, remote)."""
+        remote = parent is not None and parent == ctx.parent_span_id
+        return span_record(name, kind, ctx.trace_id, span_id, parent, remote, ctx.trace_flags,
+                           ctx.tracestate, status, ns(start), ns(end), attrs)  # fmt: skip
 
     def _client_span(self, ctx: RequestContext, attempt: Attempt, common: dict[str, Any],
-                     stream_end: float | None) -> ReadableSpan:  # fmt: skip
+                     stream_end: float | None) -> SpanRecord:  # fmt: skip
         attrs = dict(common)
         attrs["gen_ai.provider.name"] = attempt.system
         attrs["gen_ai.request.model"] = attempt.upstream_model
@@ -249,10 +260,10 @@ class OTelSink:
         if attempt.server_port:
             attrs["server.port"] = attempt.server_port
         end = attempt.started_unix + attempt.latency_s
-        status = Status(StatusCode.UNSET)
+        status = StatusCode.UNSET
         if attempt.error is not None:
             attrs["error.type"] = attempt.error
-            status = Status(StatusCode.ERROR)
+            status = StatusCode.ERROR
         elif stream_end is not None:  # the attempt that served the response
             self._response_attributes(ctx, attrs)
             if ctx.stream:
@@ -261,17 +272,14 @@ class OTelSink:
                     attrs["gen_ai.response.time_to_first_chunk"] = ctx.first_chunk_at - ctx.started
             if ctx.error_type:
                 attrs["error.type"] = ctx.error_type
-                status = Status(StatusCode.ERROR)
+                status = StatusCode.ERROR
         name = f"{attrs['gen_ai.operation.name']} {attempt.upstream_model}"
         # a model run inside the gateway (no server address) is an INTERNAL span
         kind = SpanKind.CLIENT if attempt.server_address else SpanKind.INTERNAL
-        return ReadableSpan(
-            name, self._context(ctx, attempt.span_id), self._context(ctx, ctx.span_id),
-            self.resource, attrs, kind=kind, status=status,
-            start_time=ns(attempt.started_unix), end_time=ns(end), instrumentation_scope=SCOPE,
-        )  # fmt: skip
+        return self._span(name, kind, ctx, attempt.span_id, ctx.span_id, status,
+                          attempt.started_unix, end, attrs)  # fmt: skip
 
-    def _guardrail_span(self, ctx: RequestContext, verdict: dict[str, Any]) -> ReadableSpan:
+    def _guardrail_span(self, ctx: RequestContext, verdict: dict[str, Any]) -> SpanRecord:
         attrs = {
             "gen_ai.operation.name": "apply_guardrail",
             "gateway.guardrail.name": verdict["guardrail"],
@@ -282,15 +290,10 @@ class OTelSink:
             ],
         }
         start = verdict["start"] or ctx.started_unix
-        status = (
-            Status(StatusCode.ERROR) if verdict["action"] == "error" else Status(StatusCode.UNSET)
-        )
-        return ReadableSpan(
-            f"apply_guardrail {verdict['guardrail']}", self._context(ctx, new_span_id()),
-            self._context(ctx, ctx.span_id), self.resource, attrs, kind=SpanKind.INTERNAL,
-            status=status, start_time=ns(start), end_time=ns(start + verdict["ms"] / 1000),
-            instrumentation_scope=SCOPE,
-        )  # fmt: skip
+        status = StatusCode.ERROR if verdict["action"] == "error" else StatusCode.UNSET
+        return self._span(f"apply_guardrail {verdict['guardrail']}", SpanKind.INTERNAL, ctx,
+                          new_span_id(), ctx.span_id, status, start,
+                          start + verdict["ms"] / 1000, attrs)  # fmt: skip
 
     @staticmethod
     def _response_attributes(ctx: RequestContext, attrs: dict[str, Any]) -> None:
@@ -325,8 +328,8 @@ class OTelSink:
         await asyncio.to_thread(self._thread.join)
         if self.spans is not None:
             await asyncio.to_thread(self.spans.shutdown)
-        if self.span_process is not None:
-            await asyncio.to_thread(self.span_process.shutdown)
+        if self.export_process is not None:
+            await asyncio.to_thread(self.export_process.shutdown)
         if self.otel_metrics is not None:
             await asyncio.to_thread(self.otel_metrics.shutdown)
 

@@ -1,18 +1,20 @@
-"""OTLP span export in a child process.
+"""OTLP export in a child process.
 
-Encoding spans to protobuf and posting them is CPU work in Python (~37 us a request for
-its two spans, in batches of 512; under load the exporter threads held a fifth of the
-serving process's GIL, py-spy). A gateway serves on one core per process, so that work
-moves to a child process of its own: the recorder thread hands it each batch of finished
-spans as one length-prefixed JSON frame over a pipe, and the child rebuilds them and runs
-the SDK's `BatchSpanProcessor` and OTLP exporter (configured by the same OTEL_* variables,
-which it inherits).
+Building spans and metric points with the OpenTelemetry SDK, encoding them to protobuf
+and posting them is CPU work in Python (~100 us a request with two spans and the GenAI
+metrics; under load the exporter and recorder threads held a third of the serving
+process's GIL, py-spy). A gateway serves on one core per process, so that work moves to
+a child process of its own: the recorder thread turns each batch of finished requests
+into plain span records and metric points, and hands them over a pipe as one
+length-prefixed JSON frame; the child rebuilds them and runs the SDK's
+`BatchSpanProcessor`, `MeterProvider` and OTLP exporters (configured by the same OTEL_*
+variables, which it inherits).
 
 Lifecycle: the child starts with the sink and stops when its stdin closes (the sink's
 `shutdown`, or the gateway dying), after flushing what it holds; it ignores SIGINT and
 SIGTERM so that a Ctrl-C or a process-group signal cannot cut that flush short. If it
-dies, the spans sent meanwhile are counted as dropped and a new child starts (at most
-every RESTART_AFTER_S).
+dies, what was sent meanwhile is counted as dropped and a new child starts (at most every
+RESTART_AFTER_S).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import IO, Any
 
 import orjson
@@ -34,20 +37,19 @@ from opentelemetry.trace.status import Status, StatusCode
 
 log = logging.getLogger("gateway.telemetry")
 RESTART_AFTER_S = 5.0
-SHUTDOWN_TIMEOUT_S = 30.0
+SHUTDOWN_TIMEOUT_S = 15.0
 
 
-def to_record(span: ReadableSpan) -> list[Any]:
-    """A span as plain JSON data (trace and span ids as hex: JSON ints stop at 64 bits)."""
-    ctx, parent = span.context, span.parent
-    assert ctx is not None
-    state = ctx.trace_state.to_header() if ctx.trace_state else None
-    return [
-        span.name, span.kind.value, f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}",
-        f"{parent.span_id:016x}" if parent else None, bool(parent and parent.is_remote),
-        int(ctx.trace_flags), state or None, span.status.status_code.value,
-        span.start_time, span.end_time, dict(span.attributes or {}),
-    ]  # fmt: skip
+SpanRecord = list[Any]  # see `span_record`
+Point = tuple[str, float, dict[str, Any]]  # a metric: name, value, labels
+
+
+def span_record(name: str, kind: SpanKind, trace_id: str, span_id: str, parent: str | None,
+                remote_parent: bool, flags: str, tracestate: str | None, status: StatusCode,
+                start_ns: int, end_ns: int, attributes: dict[str, Any]) -> SpanRecord:  # fmt: skip
+    """A span as plain JSON data (ids as the hex strings requests carry them in)."""
+    return [name, kind.value, trace_id, span_id, parent, remote_parent, flags, tracestate,
+            status.value, start_ns, end_ns, attributes]  # fmt: skip
 
 
 def from_record(record: list[Any], resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
@@ -57,8 +59,8 @@ def from_record(record: list[Any], resource: Resource, scope: InstrumentationSco
     trace_state = TraceState.from_header([state]) if state else None
 
     def context(span: str, is_remote: bool) -> SpanContext:
-        return SpanContext(int(trace_id, 16), int(span, 16), is_remote, TraceFlags(flags),
-                           trace_state)  # fmt: skip
+        return SpanContext(int(trace_id, 16), int(span, 16), is_remote,
+                           TraceFlags(int(flags, 16)), trace_state)  # fmt: skip
 
     return ReadableSpan(
         name, context(span_id, False), context(parent_id, remote) if parent_id else None,
@@ -67,8 +69,8 @@ def from_record(record: list[Any], resource: Resource, scope: InstrumentationSco
     )  # fmt: skip
 
 
-class SpanProcess:
-    """The parent's end: `send` a batch of spans, `shutdown` to flush and stop."""
+class ExportProcess:
+    """The parent's end: `send` a batch of spans and points, `shutdown` to flush and stop."""
 
     def __init__(self) -> None:
         self.dropped = 0
@@ -77,17 +79,18 @@ class SpanProcess:
 
     def _start(self) -> subprocess.Popen[bytes]:
         self._started_at = time.monotonic()
-        command = [sys.executable, "-m", "gateway.telemetry.span_process"]
+        command = [sys.executable, "-m", "gateway.telemetry.export_process"]
         return subprocess.Popen(command, stdin=subprocess.PIPE, env=os.environ.copy())
 
-    def send(self, spans: list[ReadableSpan]) -> None:
-        """From the recorder thread. Never raises: a lost child costs its spans, counted."""
-        if not spans:
+    def send(self, spans: list[SpanRecord], points: list[Point]) -> None:
+        """From the recorder thread. Never raises: a lost child costs its spans, counted
+        in `dropped` (and its metric points)."""
+        if not spans and not points:
             return
         if self._child.poll() is not None and not self._restart():
             self.dropped += len(spans)
             return
-        frame = orjson.dumps([to_record(s) for s in spans])
+        frame = orjson.dumps({"spans": spans, "points": points})
         try:
             stdin = self._child.stdin
             assert stdin is not None
@@ -95,12 +98,12 @@ class SpanProcess:
             stdin.flush()
         except (OSError, ValueError):
             self.dropped += len(spans)
-            log.error("the span exporter process is gone; its spans are dropped until it restarts")
+            log.error("the OTLP exporter process is gone; spans are dropped until it restarts")
 
     def _restart(self) -> bool:
         if time.monotonic() - self._started_at < RESTART_AFTER_S:
             return False
-        log.error("the span exporter process exited (%s); starting another", self._child.returncode)
+        log.error("the OTLP exporter process exited (%s); starting another", self._child.returncode)
         self._close_pipe()
         self._child = self._start()
         return True
@@ -119,32 +122,43 @@ class SpanProcess:
         try:
             self._child.wait(SHUTDOWN_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired):
-            log.error("the span exporter process did not flush in time; stopping it")
+            log.error("the OTLP exporter process did not flush in time; stopping it")
             self._child.kill()
             self._child.wait()
 
 
-def frames(stream: IO[bytes]) -> Any:
-    """Each frame's records, until the parent closes the pipe."""
+def frames(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
+    """Each frame, until the parent closes the pipe."""
     while (head := stream.read(4)) and len(head) == 4:
-        body = stream.read(int.from_bytes(head, "big"))
-        yield from orjson.loads(body)
+        yield orjson.loads(stream.read(int.from_bytes(head, "big")))
 
 
 def main() -> None:
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from gateway.telemetry.otlp import SCOPE, gateway_resource, otlp_span_exporter
+    from gateway.telemetry.metrics import OTelMetrics
+    from gateway.telemetry.otlp import (
+        SCOPE,
+        gateway_resource,
+        otlp_metric_exporter,
+        otlp_span_exporter,
+    )
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # stop on EOF only, after the flush
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     resource = gateway_resource()
     processor = BatchSpanProcessor(otlp_span_exporter(), max_queue_size=8192)
+    metrics = OTelMetrics(resource, [PeriodicExportingMetricReader(otlp_metric_exporter())])
     try:
-        for record in frames(sys.stdin.buffer):
-            processor.on_end(from_record(record, resource, SCOPE))
+        for frame in frames(sys.stdin.buffer):
+            for record in frame["spans"]:
+                processor.on_end(from_record(record, resource, SCOPE))
+            for name, value, labels in frame["points"]:
+                metrics.record(name, value, labels)
     finally:
         processor.shutdown()  # type: ignore[no-untyped-call]
+        metrics.shutdown()
 
 
 if __name__ == "__main__":

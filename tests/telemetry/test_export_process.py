@@ -1,5 +1,5 @@
-"""Spans exported by a child process: what crosses the pipe, flush on shutdown, a child
-that dies."""
+"""OTLP export by a child process: what crosses the pipe, flush on shutdown, a child that
+dies, signals."""
 
 import time
 from collections.abc import Iterator
@@ -8,33 +8,27 @@ from typing import Any
 
 import orjson
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
-from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.status import StatusCode
 
-from gateway.telemetry import span_process
+from gateway.telemetry import export_process
+from gateway.telemetry.export_process import ExportProcess, SpanRecord, from_record, span_record
 from gateway.telemetry.otlp import SCOPE, gateway_resource
-from gateway.telemetry.span_process import SpanProcess, from_record, to_record
 from tests.telemetry.otlp_receiver import HttpReceiver
 
-TRACE, SPAN, PARENT = 0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, 0xB7AD6B7169203331
+TRACE, SPAN, PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", "b7ad6b7169203331"
+ATTRS: dict[str, Any] = {"gen_ai.request.model": "up-gpt", "gen_ai.usage.input_tokens": 7,
+                         "gen_ai.request.temperature": 0.2, "gateway.usage.estimated": False,
+                         "gen_ai.response.finish_reasons": ["stop"]}  # fmt: skip
 
 
-def span(name: str = "chat up-gpt") -> ReadableSpan:
-    state = TraceState.from_header(["vendor=x"])
-    ctx = SpanContext(TRACE, SPAN, False, TraceFlags(1), state)
-    parent = SpanContext(TRACE, PARENT, True, TraceFlags(1), state)
-    attrs: dict[str, Any] = {"gen_ai.request.model": "up-gpt", "gen_ai.usage.input_tokens": 7,
-             "gen_ai.request.temperature": 0.2, "gen_ai.response.finish_reasons": ["stop"],
-             "gateway.usage.estimated": False}  # fmt: skip
-    return ReadableSpan(name, ctx, parent, gateway_resource(), attrs, kind=SpanKind.CLIENT,
-                        status=Status(StatusCode.ERROR), start_time=1_000, end_time=2_500,
-                        instrumentation_scope=SCOPE)  # fmt: skip
+def span(name: str = "chat up-gpt") -> SpanRecord:
+    return span_record(name, SpanKind.CLIENT, TRACE, SPAN, PARENT, True, "01", "vendor=x",
+                       StatusCode.ERROR, 1_000, 2_500, ATTRS)  # fmt: skip
 
 
 def test_a_span_crosses_the_pipe_unchanged() -> None:
-    sent = span()
-    record = orjson.loads(orjson.dumps(to_record(sent)))
+    record = orjson.loads(orjson.dumps(span()))
     got = from_record(record, gateway_resource(), SCOPE)
     assert (got.name, got.kind, got.start_time, got.end_time) == (
         "chat up-gpt",
@@ -42,11 +36,14 @@ def test_a_span_crosses_the_pipe_unchanged() -> None:
         1_000,
         2_500,
     )
-    assert got.context == sent.context and got.context.trace_state == sent.context.trace_state
-    assert got.parent == sent.parent and got.parent is not None and got.parent.is_remote
-    assert dict(got.attributes or {}) == dict(sent.attributes or {})
+    assert got.context is not None and got.parent is not None
+    assert (f"{got.context.trace_id:032x}", f"{got.context.span_id:016x}") == (TRACE, SPAN)
+    assert (f"{got.parent.span_id:016x}", got.parent.is_remote) == (PARENT, True)
+    assert got.context.trace_flags.sampled and not got.context.is_remote
+    assert got.context.trace_state.to_header() == "vendor=x"
+    assert dict(got.attributes or {}) == ATTRS
     assert got.status.status_code is StatusCode.ERROR
-    assert got.resource == sent.resource and got.instrumentation_scope == SCOPE
+    assert got.resource == gateway_resource() and got.instrumentation_scope == SCOPE
 
 
 @pytest.fixture
@@ -58,24 +55,26 @@ def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpReceiver]:
 
 
 def test_shutdown_flushes_what_the_child_holds(receiver: HttpReceiver) -> None:
-    process = SpanProcess()
-    process.send([span(f"s{i}") for i in range(300)])
+    process = ExportProcess()
+    process.send([span(f"s{i}") for i in range(300)], [("gateway.requests", 1, {"k": "v"})])
     process.shutdown()  # the child exits only after its exporter has sent everything
     assert sorted(s.name for s in receiver.received.spans) == sorted(f"s{i}" for i in range(300))
     assert receiver.received.spans[0].attributes["gen_ai.response.finish_reasons"] == ["stop"]
+    (point,) = receiver.received.metrics["gateway.requests"]  # metric points go the same way
+    assert point.as_int == 1
     assert process.dropped == 0
 
 
 def test_a_dead_child_costs_its_spans_and_is_replaced(
     receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    process = SpanProcess()
+    process = ExportProcess()
     process._child.kill()
     process._child.wait()
-    process.send([span("lost")])  # too soon to restart: counted, never raised
+    process.send([span("lost")], [])  # too soon to restart: counted, never raised
     assert process.dropped == 1
-    monkeypatch.setattr(span_process, "RESTART_AFTER_S", 0.0)
-    process.send([span("kept")])
+    monkeypatch.setattr(export_process, "RESTART_AFTER_S", 0.0)
+    process.send([span("kept")], [])
     process.shutdown()
     assert [s.name for s in receiver.received.spans] == ["kept"]
 
@@ -88,8 +87,8 @@ def sig_ignored(pid: int) -> str:
 def test_the_child_outlives_signals_until_its_pipe_closes(receiver: HttpReceiver) -> None:
     import signal
 
-    process = SpanProcess()
-    process.send([span("before")])
+    process = ExportProcess()
+    process.send([span("before")], [])
     ignored = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
     deadline = time.monotonic() + 30
     while int(sig_ignored(process._child.pid), 16) & ignored != ignored:  # child still starting
@@ -97,7 +96,7 @@ def test_the_child_outlives_signals_until_its_pipe_closes(receiver: HttpReceiver
         time.sleep(0.02)
     process._child.send_signal(signal.SIGINT)
     process._child.send_signal(signal.SIGTERM)
-    process.send([span("after")])
+    process.send([span("after")], [])
     process.shutdown()
     assert process._child.returncode == 0
     assert sorted(s.name for s in receiver.received.spans) == ["after", "before"]
