@@ -125,13 +125,16 @@ rps at 20 concurrent +8%), httpx's `Request`/`Response` objects on the providers
 path (+6%, and ~25 us of CPU a request), uvicorn's proxy-headers layer, and Starlette's
 anyio task group per stream (~50 us a stream). A bare ASGI app relaying with raw aiohttp
 on uvicorn adds ~0.3 ms here (`python -m benchmarks.proxy_overhead --floor`); ours adds
-~0.4 ms measured the same way, ~0.8 ms in this suite, whose sequential client is heavier.
+~0.4 ms measured the same way.
 Garbage collection was the p99 killer under load (gen-2 collections walking the startup
 heap, ~50 ms pauses): the gateway calls `gc.freeze()` after startup.
 
-With telemetry and guardrails on (section 5) throughput drops to about a quarter: the
-OpenTelemetry SDK builds and protobuf-encodes two spans a request in Python and posts
-them, and in this suite the OTLP receiver decoding them runs on the same two cores.
+With telemetry and guardrails on (section 5), per request of CPU in the serving process
+(`/proc` CPU time over a `hey -c 20` run): ~225 us with default telemetry, +40-50 us the
+DuckDB request log, +45 us OTLP spans and metrics (building the records the export
+process receives; encoding and posting them, ~100 us more, runs in that child process,
+which shares the two cores with the mock and the load client), +80 us the default
+guardrails (secrets and PII on input, secrets on output, and their spans).
 
 Streams: the added time to the first chunk is larger than the non-stream figure, and
 most of the difference is this VM waking idle CPUs, not gateway work

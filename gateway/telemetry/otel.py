@@ -4,10 +4,11 @@
 Spans are built when a request has finished (streams: when the stream has ended), from
 the ids and times the request recorded along the way: the SERVER span continues the
 client's `traceparent`, and each upstream attempt is a CLIENT span whose id the upstream
-already received in its own `traceparent`. Spans and metrics are built on a recorder
-thread; spans for OTLP are encoded and exported by a child process (`span_process.py`),
-metrics by the SDK's background thread, all through bounded queues, so a slow or dead
-collector never touches a request.
+already received in its own `traceparent`. Spans (as plain records) and metric points
+are built on a recorder thread; Prometheus metrics are recorded there, and for OTLP the
+records and points go to a child process that runs the SDK's processors and exporters
+(`export_process.py`), all through bounded queues, so a slow or dead collector never
+touches a request.
 """
 
 from __future__ import annotations
