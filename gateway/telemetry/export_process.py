@@ -10,6 +10,10 @@ length-prefixed JSON frame; the child rebuilds them and runs the SDK's
 `BatchSpanProcessor`, `MeterProvider` and OTLP exporters (configured by the same OTEL_*
 variables, which it inherits).
 
+The child only parses frames and queues their contents (its span queue drops when full,
+like the SDK's in-process one), so it keeps up with the pipe, and a slow collector backs up
+into the child's queues, never into the gateway.
+
 Lifecycle: the child starts with the sink and stops when its stdin closes (the sink's
 `shutdown`, or the gateway dying), after flushing what it holds; it ignores SIGINT and
 SIGTERM so that a Ctrl-C or a process-group signal cannot cut that flush short. If it
