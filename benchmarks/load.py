@@ -51,6 +51,7 @@ async def run(url: str, body: bytes, concurrency: int, duration: float) -> dict[
     latencies.sort()
     return {
         "requests": len(latencies),
+        "warm_up_requests": len(warm),
         "errors": sum(errors),
         "rps": len(latencies) / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,

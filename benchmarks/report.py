@@ -131,10 +131,12 @@ heap, ~50 ms pauses): the gateway calls `gc.freeze()` after startup.
 
 With telemetry and guardrails on (section 5), per request of CPU in the serving process
 (`/proc` CPU time over a `hey -c 20` run): ~225 us with default telemetry, +40-50 us the
-DuckDB request log, +45 us OTLP spans and metrics (building the records the export
-process receives; encoding and posting them, ~100 us more, runs in that child process,
-which shares the two cores with the mock and the load client), +80 us the default
-guardrails (secrets and PII on input, secrets on output, and their spans).
+DuckDB request log, +45-60 us OTLP spans and metrics (building the records the export
+process receives; building the SDK's spans from them, encoding and posting, ~160 us more,
+runs in that child process, which shares the two cores with the mock and the load
+client: moved off the serving core, not removed), +80 us the default guardrails (secrets
+and PII on input, secrets on output, and their spans). `python -m benchmarks.telemetry`
+reports both processes' CPU per request.
 
 Streams: the added time to the first chunk is larger than the non-stream figure, and
 most of the difference is this VM waking idle CPUs, not gateway work

@@ -4,7 +4,8 @@
    metrics to a live receiver, access log) against one with all of it off, same mock,
    requests interleaved;
 2. throughput at 20 concurrent by telemetry backend: none, Prometheus metrics (the
-   default), + the DuckDB request log, + OTLP spans and metrics to a live receiver;
+   default), + the DuckDB request log, + OTLP spans and metrics to a live receiver; and
+   the CPU time per request of the serving process and of its OTLP export process;
 3. the DuckDB writer's sustained rows/s;
 4. `gateway stats` and `gateway logs` queries over a 10M-row request log, and its bytes/row.
 
@@ -103,10 +104,32 @@ def throughput(duration: float, tmp: Path) -> dict[str, float]:
             port = free_port()
             command = [sys.executable, "-m", "gateway", "serve", "--policy",
                        str(tmp / f"rps{i}.yaml"), "--port", str(port)]  # fmt: skip
-            with process(command, functools.partial(answers, port), env=env):
-                rps[name] = load(port, 20, duration)["rps"]
-            print(f"rps at 20 concurrent, telemetry {name:<22} {rps[name]:,.0f}")
+            with process(command, functools.partial(answers, port), env=env) as gateway:
+                before = cpu_seconds(gateway.pid)
+                result = load(port, 20, duration)
+                after = cpu_seconds(gateway.pid)
+            rps[name] = result["rps"]
+            done = result["requests"] + result["warm_up_requests"]
+            served, exporter = ((a - b) / done * 1e6 for a, b in zip(after, before, strict=True))
+            print(f"rps at 20 concurrent, telemetry {name:<22} {rps[name]:,.0f}   CPU per request: "
+                  f"serving process {served:.0f} us, OTLP export process {exporter:.0f} us")  # fmt: skip
     return rps
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time (user + system) of a gateway process and of its children (the OTLP export
+    process), from /proc."""
+    from benchmarks.peers import _tree
+
+    def of(one: int) -> float:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    children = [c for c in _tree(pid) if c != pid]
+    return of(pid), sum(of(c) for c in children)
 
 
 def context(i: int) -> RequestContext:
