@@ -3,6 +3,7 @@ presidio's finds, on numbers of many countries in every format, dates, ids, dial
 prefixes, extensions, other scripts' digits and random digit strings."""
 
 import random
+from collections.abc import Iterator
 
 import phonenumbers
 import pytest
@@ -18,23 +19,28 @@ COUNTRIES = ("US", "CA", "GB", "DE", "FR", "IL", "IN", "BR", "JM", "GG", "IT", "
 SEPARATORS = [" ", "-", ".", "/", " - ", "(", ")", ""]
 
 
-def formatted_numbers() -> list[str]:
-    texts = []
+def examples() -> Iterator[phonenumbers.PhoneNumber]:
+    """phonenumbers' example number of each type for each country of COUNTRIES."""
     for region in COUNTRIES:
         for kind in TYPES:
             number = phonenumbers.example_number_for_type(region, kind)
-            if number is None:
-                continue
-            for fmt in FORMATS:
-                text = phonenumbers.format_number(number, fmt)
-                texts.append(f"Call {text} today")
-                if fmt == PhoneNumberFormat.INTERNATIONAL:  # dialled from the US and Europe
-                    texts.append(f"dial 011 {text[1:]} now")
-                    texts.append(f"dial 00 {text[1:]} now")
-                    texts.append(f"or 00{text[1:].replace(' ', '')}.")
-                if fmt == PhoneNumberFormat.NATIONAL:
-                    texts.append(f"phone: {text} x123")
-                    texts.append(f"tel {text} ext. 45")
+            if number is not None:
+                yield number
+
+
+def formatted_numbers() -> list[str]:
+    texts = []
+    for number in examples():
+        for fmt in FORMATS:
+            text = phonenumbers.format_number(number, fmt)
+            texts.append(f"Call {text} today")
+            if fmt == PhoneNumberFormat.INTERNATIONAL:  # dialled from the US and Europe
+                texts.append(f"dial 011 {text[1:]} now")
+                texts.append(f"dial 00 {text[1:]} now")
+                texts.append(f"or 00{text[1:].replace(' ', '')}.")
+            if fmt == PhoneNumberFormat.NATIONAL:
+                texts.append(f"phone: {text} x123")
+                texts.append(f"tel {text} ext. 45")
     return texts
 
 
@@ -42,16 +48,12 @@ def without_prefixes() -> list[str]:
     """National numbers with their national prefix dropped (most of Europe's formats need
     it: the matcher must refuse them), or their country code written without a plus."""
     texts = []
-    for region in COUNTRIES:
-        for kind in TYPES:
-            number = phonenumbers.example_number_for_type(region, kind)
-            if number is None:
-                continue
-            national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
-            significant = phonenumbers.national_significant_number(number)
-            texts += [f"call {national.lstrip('0(1 ')} now", f"id {significant}.",
-                      f"tel {number.country_code} {significant} ok",
-                      f"tel {number.country_code}{significant}"]  # fmt: skip
+    for number in examples():
+        national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+        significant = phonenumbers.national_significant_number(number)
+        texts += [f"call {national.lstrip('0(1 ')} now", f"id {significant}.",
+                  f"tel {number.country_code} {significant} ok",
+                  f"tel {number.country_code}{significant}"]  # fmt: skip
     return texts
 
 
