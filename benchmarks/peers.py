@@ -70,6 +70,20 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time (user + system) of a process and of all its descendants (a gateway's
+    workers or its OTLP export process), from /proc."""
+
+    def of(one: int) -> float:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    return of(pid), sum(of(c) for c in _tree(pid) if c != pid)
+
+
 def _rss_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

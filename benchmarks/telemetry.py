@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import peers
 from benchmarks.mock_upstream import DEFAULT_MODEL, free_port
 from benchmarks.proxy_overhead import POLICY, answers, load, process, sequential
 from gateway.context import Attempt, RequestContext
@@ -105,31 +106,15 @@ def throughput(duration: float, tmp: Path) -> dict[str, float]:
             command = [sys.executable, "-m", "gateway", "serve", "--policy",
                        str(tmp / f"rps{i}.yaml"), "--port", str(port)]  # fmt: skip
             with process(command, functools.partial(answers, port), env=env) as gateway:
-                before = cpu_seconds(gateway.pid)
+                before = peers.cpu_seconds(gateway.pid)
                 result = load(port, 20, duration)
-                after = cpu_seconds(gateway.pid)
+                after = peers.cpu_seconds(gateway.pid)
             rps[name] = result["rps"]
             done = result["requests"] + result["warm_up_requests"]
             served, exporter = ((a - b) / done * 1e6 for a, b in zip(after, before, strict=True))
             print(f"rps at 20 concurrent, telemetry {name:<22} {rps[name]:,.0f}   CPU per request: "
                   f"serving process {served:.0f} us, OTLP export process {exporter:.0f} us")  # fmt: skip
     return rps
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """CPU time (user + system) of a gateway process and of its children (the OTLP export
-    process), from /proc."""
-    from benchmarks.peers import _tree
-
-    def of(one: int) -> float:
-        try:
-            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    children = [c for c in _tree(pid) if c != pid]
-    return of(pid), sum(of(c) for c in children)
 
 
 def context(i: int) -> RequestContext:

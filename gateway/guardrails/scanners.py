@@ -70,9 +70,9 @@ class SecretsScanner(PolicyGuardrail):
 
     def __init__(self, name: str, config: SecretsGuardrail) -> None:
         super().__init__(name, config)
+        # one pattern for scans and holdback (`regex` scans this one ~3x faster than `re`)
         combined = "|".join(f"(?P<{e}>{p})" for e, p in SECRET_PATTERNS.items())
-        self._pattern = re.compile(combined, re.DOTALL)
-        self._partial = regex.compile(combined, regex.DOTALL)
+        self._pattern = regex.compile(combined, regex.DOTALL)
 
     def check_request(self, body: dict[str, Any]) -> str | None:
         return None
@@ -88,7 +88,7 @@ class SecretsScanner(PolicyGuardrail):
         could complete it) or a whole one (more text could extend it, or undo a final
         `\\b`). Released text is scanned on its own, so a cut inside a word can make its
         continuation look like a token's start: that over-redacts, never leaks."""
-        for match in self._partial.finditer(text, partial=True):
+        for match in self._pattern.finditer(text, partial=True):
             if match.end() == len(text):
                 return int(match.start())
         return len(text)
