@@ -46,6 +46,7 @@ class DuckDBSink:
         self.written = 0
         self.spooled = 0
         self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
         self._thread.start()
 
@@ -56,6 +57,7 @@ class DuckDBSink:
             log.exception("could not queue a request-log row")
 
     async def aclose(self) -> None:
+        self._closing.set()
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
 
@@ -64,21 +66,34 @@ class DuckDBSink:
     def _run(self) -> None:
         running = True
         while running:
-            batch: list[Item] = []
-            deadline = time.monotonic() + self.flush_interval_s
-            while (remaining := deadline - time.monotonic()) > 0:
-                try:
-                    item = self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    break
-                if item is None:
-                    running = False
-                    break
-                batch.append(item)
+            batch, running = self._collect()
             try:
                 self._flush(batch)
             except Exception:  # the writer outlives any one bad batch
                 log.exception("request log flush failed; %d rows lost", len(batch))
+
+    def _collect(self) -> tuple[list[Item], bool]:
+        """One flush interval's rows, and whether to go on. The writer waits for the first
+        row (or the interval: spooled rows are retried even when idle), then sleeps out
+        the interval and takes all that came: it wakes once per flush, not per request
+        (waking a thread per request cost the event loop ~60 us a request here)."""
+        deadline = time.monotonic() + self.flush_interval_s
+        try:
+            first = self._queue.get(timeout=self.flush_interval_s)
+        except queue.Empty:
+            return [], True
+        if first is None:
+            return [], False
+        self._closing.wait(deadline - time.monotonic())
+        batch = [first]
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, True
+            if item is None:
+                return batch, False
+            batch.append(item)
 
     def _flush(self, batch: list[Item]) -> None:
         pending = self._read_spool()
