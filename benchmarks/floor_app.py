@@ -1,6 +1,7 @@
 """The floor under any Python gateway here: a bare ASGI app on uvicorn that forwards the
-body to the upstream with raw aiohttp and relays the answer (no routing, no parsing, no
-telemetry). `proxy_overhead --floor` measures it beside the gateway in the same run.
+body to the upstream with raw aiohttp and relays the answer - whole, or for an SSE stream
+each piece as it arrives - with no routing, no parsing, no telemetry. The suite and
+`proxy_overhead --floor` measure it beside the gateway in the same run.
 
     python -m benchmarks.floor_app PORT UPSTREAM_PORT
 """
@@ -37,11 +38,18 @@ class Floor:
         async with self.session.post(
             self.upstream + scope["path"], data=body, headers=headers
         ) as r:
-            data = await r.read()
+            kind = r.headers["content-type"]
             start = {"type": "http.response.start", "status": r.status,
-                     "headers": [(b"content-type", r.headers["content-type"].encode())]}  # fmt: skip
-        await send(start)
-        await send({"type": "http.response.body", "body": data})
+                     "headers": [(b"content-type", kind.encode())]}  # fmt: skip
+            if not kind.startswith("text/event-stream"):
+                data = await r.read()
+                await send(start)
+                await send({"type": "http.response.body", "body": data})
+                return
+            await send(start)
+            async for piece in r.content.iter_any():
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
 
 if __name__ == "__main__":

@@ -152,6 +152,15 @@ def ours(name: str, policy: str, workers: int = 1) -> Iterator[Target]:
         yield target
 
 
+@contextmanager
+def floor(mock_port: int) -> Iterator[Target]:
+    """`benchmarks.floor_app`: the least a Python relay on uvicorn and aiohttp adds here."""
+    port = free_port()
+    command = [sys.executable, "-m", "benchmarks.floor_app", str(port), str(mock_port)]
+    with started("floor", command, port, {}) as target:
+        yield target
+
+
 def install_litellm() -> Path:
     venv = PEERS / "litellm"
     python = venv / "bin" / "python"

@@ -1,8 +1,9 @@
 """Side-by-side benchmark: the mock directly, our gateway, LiteLLM's proxy and Portkey's
-gateway, same mock, same machine, same run. Writes BENCHMARKS.md (and plots).
+gateway, same mock, same machine, same run, beside the floor (a bare relay on uvicorn and
+aiohttp, `benchmarks.floor_app`). Writes BENCHMARKS.md (and plots).
 
     python -m benchmarks.suite            # full suite (~25 minutes; installs the peers)
-    python -m benchmarks.suite --smoke    # seconds: direct and ours only (CI)
+    python -m benchmarks.suite --smoke    # seconds: direct, ours and the floor (CI)
 
 Scenarios: 1 sequential latency (non-stream), 2 streaming (time to first chunk and gaps
 between chunks), 3 throughput at 1/20/100 concurrent with `hey` and the highest rps
@@ -210,6 +211,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.enter_context(peers.started("mock", peers.mock(mock_port, 20, 10.0), mock_port, {}))
         direct = Target("direct", mock_port, subprocess.Popen(["true"]))
         targets = [direct, stack.enter_context(peers.ours("ours", peers.our_policy(mock_port)))]
+        targets.append(stack.enter_context(peers.floor(mock_port)))
         if not args.smoke:
             targets.append(stack.enter_context(peers.litellm(mock_port)))
             targets.append(stack.enter_context(peers.portkey(mock_port)))
@@ -217,11 +219,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results.update(against_direct(direct, targets[1:], args.requests, args.streams))
         results["throughput"] = {t.name: {c: hey(t, c, args.duration) for c in (1, 20, 100)}
                                  for t in targets}  # fmt: skip
+        gateways = [t for t in targets if t.name != "floor"]  # the floor is a yardstick
         results["best_p99_25ms"] = {t.name: best_under(t, max(args.duration / 2, 1))
-                                    for t in targets}  # fmt: skip
+                                    for t in gateways}  # fmt: skip
         results["soak"] = {
             t.name: soak(t, args.soak if t.name == "ours" else args.peer_soak, args.soak_cap)
-            for t in targets[1:]
+            for t in gateways[1:]
         }
     results.update(features(mock_port, args))
     if not args.smoke:
