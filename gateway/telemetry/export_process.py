@@ -39,13 +39,14 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.status import Status, StatusCode
 
+from gateway.telemetry.metrics import Point
+
 log = logging.getLogger("gateway.telemetry")
 RESTART_AFTER_S = 5.0
 SHUTDOWN_TIMEOUT_S = 15.0
 
 
 SpanRecord = list[Any]  # see `span_record`
-Point = tuple[str, float, dict[str, Any]]  # a metric: name, value, labels
 
 
 def span_record(name: str, kind: SpanKind, trace_id: str, span_id: str, parent: str | None,

@@ -39,12 +39,11 @@ from gateway.guardrails.chain import strongest, summarize
 from gateway.telemetry import drain
 from gateway.telemetry.export_process import (
     ExportProcess,
-    Point,
     SpanRecord,
     from_record,
     span_record,
 )
-from gateway.telemetry.metrics import OTelMetrics, PrometheusMetrics
+from gateway.telemetry.metrics import OTelMetrics, Point, PrometheusMetrics, fold_counters
 from gateway.telemetry.otlp import (
     SCOPE,
     gateway_resource,
@@ -147,7 +146,7 @@ class OTelSink:
         if self.export_process is not None:
             points, self._points = self._points, []
             dropped = self.export_process.dropped
-            self.export_process.send(spans, points)
+            self.export_process.send(spans, fold_counters(points))
             if self.export_process.dropped > dropped:
                 self._metric("gateway.telemetry.dropped", self.export_process.dropped - dropped, {})
         elif self.spans is not None:
