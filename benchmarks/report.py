@@ -123,31 +123,44 @@ metrics and telemetry queueing. What was cut, each measured A/B in one run: Star
 error layers and `request_response` wrappers (the middleware sits directly on the router;
 rps at 20 concurrent +8%), httpx's `Request`/`Response` objects on the providers' hot
 path (+6%, and ~25 us of CPU a request), uvicorn's proxy-headers layer, and Starlette's
-anyio task group per stream (~50 us a stream). A bare ASGI app relaying with raw aiohttp
-on uvicorn adds ~0.3 ms here (`python -m benchmarks.proxy_overhead --floor`); ours adds
-~0.4 ms measured the same way.
+anyio task group per stream (~50 us a stream).
 Garbage collection was the p99 killer under load (gen-2 collections walking the startup
 heap, ~50 ms pauses): the gateway calls `gc.freeze()` after startup.
 
-With telemetry and guardrails on (section 5), per request of CPU in the serving process
-(`/proc` CPU time over a `hey -c 20` run): ~225 us with default telemetry, +40-50 us the
-DuckDB request log, +45-60 us OTLP spans and metrics (building the records the export
-process receives; building the SDK's spans from them, encoding and posting, ~160 us more,
-runs in that child process, which shares the two cores with the mock and the load
-client: moved off the serving core, not removed), +80 us the default guardrails (secrets
-and PII on input, secrets on output, and their spans). `python -m benchmarks.telemetry`
-reports both processes' CPU per request.
+Against the floor (the same `py-spy --gil` sampling at 500 Hz over `hey -c 20 -z 8s`,
+GIL time per request): the floor 120 us (aiohttp 65, uvicorn 32, event loop 13), ours
+without telemetry 187 us (aiohttp 66, uvicorn 40, event loop 14, Starlette 10, the
+gateway's own code 45, the rest 12), ours with its default Prometheus metrics 240 us
+(every part a little slower beside the recorder thread, which itself holds the GIL ~8 us
+a request). So ours stays at about half the floor's throughput, and 4x Portkey (~190 us a
+request) would need the gateway's own work cut by half or more.
 
-Streams: the added time to the first chunk is larger than the non-stream figure, and
-most of the difference is this VM waking idle CPUs, not gateway work
-(`python -m benchmarks.idle`): added time to the first chunk 0.91 ms when the mock's
-chunks come back to back, 1.93 ms with the suite's chunks 10 ms apart (same run); and
-aiohttp alone (the gateway's upstream client) gets the same mock's headers in 0.33 /
-0.59 / 1.17 ms after 0 / 2 / 20 ms of idleness. Traced inside `gateway serve`
-(perf_counter marks on the client's clock): ASGI entry to the upstream call ~0.25 ms,
-upstream headers to our response start ~0.2 ms, each chunk relayed in ~0.045 ms; the
-rest is the extra wake-ups a proxy adds (client to gateway, gateway to upstream and
-back), each paying the idle penalty when the processes slept between chunks.
+This VM makes every wake-up expensive: a write that wakes a sleeping process or thread
+costs the writer ~0.1-0.17 ms (traced: sending a stream's response head, which wakes
+the client, took 0.165 ms; the next chunk's send 0.013 ms), and under load uvicorn's and
+aiohttp's socket writes are ~15-25% of the serving process's GIL time. The DuckDB writer
+thread used to wake on every queued row (~60 us of the event loop's time a request); it now
+wakes once per flush interval (+7% rps with full telemetry, A/B). Counter increments are
+summed per batch before they cross to the OTLP export process (its CPU per request
+312 -> 284 us with full telemetry).
+
+With telemetry and guardrails on (section 5), CPU per request from `/proc` over a
+`hey -c 20` run: serving process ~215 us without telemetry, ~235 us with the default
+Prometheus metrics, ~300 us with OTLP as well, ~450-500 us with DuckDB, OTLP and the
+default guardrails (three guardrail verdicts a request, each also a span and a counter);
+the OTLP export process ~150 us (two spans a request) to ~285 us (five), of which the
+SDK's protobuf encoding is about half (~27 us a span, measured on a batch of 500). On two
+cores shared with the mock, the load client and the OTLP receiver, that export work is why
+full telemetry halves throughput: it moved off the serving core, it did not go away.
+`python -m benchmarks.telemetry` reports both processes' CPU per request.
+
+Streams: the floor itself adds about as much to the first chunk as ours (targets table),
+because each chunk arrives after the VM's CPUs went idle, and every hop a proxy adds pays a
+wake-up (`python -m benchmarks.idle`: aiohttp alone gets the same mock's headers in
+0.31 / 0.41 / 1.00 ms after 0 / 2 / 20 ms of idleness). Traced inside `gateway serve`
+(perf_counter marks on the client's clock, chunks 10 ms apart): the gateway's request path
+before the upstream write ~0.4-0.5 ms (the upstream's 10 ms clock starts only when it has
+the request), each chunk relayed in ~0.1 ms from the upstream's bytes to our write.
 """
 
 
