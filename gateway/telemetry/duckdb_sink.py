@@ -24,6 +24,7 @@ import orjson
 
 from gateway.context import RequestContext
 from gateway.policy.models import TelemetryConfig
+from gateway.telemetry import drain
 from gateway.telemetry.rows import Row, attempt_rows, content_rows, request_row
 from gateway.telemetry.schema import ATTEMPT_COLUMNS, CONTENT_COLUMNS, REQUEST_COLUMNS, migrate
 
@@ -66,34 +67,14 @@ class DuckDBSink:
     def _run(self) -> None:
         running = True
         while running:
-            batch, running = self._collect()
+            # rows, or the interval alone: spooled rows are retried even when idle
+            items = drain(self._queue, self.flush_interval_s, self.flush_interval_s, self._closing)
+            running = None not in items
+            batch = [item for item in items if item is not None]
             try:
                 self._flush(batch)
             except Exception:  # the writer outlives any one bad batch
                 log.exception("request log flush failed; %d rows lost", len(batch))
-
-    def _collect(self) -> tuple[list[Item], bool]:
-        """One flush interval's rows, and whether to go on. The writer waits for the first
-        row (or the interval: spooled rows are retried even when idle), then sleeps out
-        the interval and takes all that came: it wakes once per flush, not per request
-        (waking a thread per request cost the event loop ~60 us a request here)."""
-        deadline = time.monotonic() + self.flush_interval_s
-        try:
-            first = self._queue.get(timeout=self.flush_interval_s)
-        except queue.Empty:
-            return [], True
-        if first is None:
-            return [], False
-        self._closing.wait(deadline - time.monotonic())
-        batch = [first]
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return batch, True
-            if item is None:
-                return batch, False
-            batch.append(item)
 
     def _flush(self, batch: list[Item]) -> None:
         pending = self._read_spool()
