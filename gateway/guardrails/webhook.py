@@ -9,7 +9,7 @@ import httpx
 
 from gateway.guardrails.scanners import Finding, PolicyGuardrail
 from gateway.policy.models import WebhookGuardrail
-from gateway.providers.transport import AiohttpTransport
+from gateway.providers.transport import HttpTransport
 
 WEBHOOK_CONNECTIONS = 100
 
@@ -23,7 +23,7 @@ class WebhookScanner(PolicyGuardrail):
         super().__init__(name, config)
         self.config = config
         self.client = httpx.AsyncClient(
-            transport=AiohttpTransport(WEBHOOK_CONNECTIONS),
+            transport=HttpTransport(WEBHOOK_CONNECTIONS),
             timeout=config.timeout_s,
             headers=config.headers,
         )

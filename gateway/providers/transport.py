@@ -1,21 +1,23 @@
-"""aiohttp's connection pool behind httpx's client API, lean enough for a proxy's hot path.
+"""The gateway's upstream HTTP transport: pools of `http1` connections per origin, with
+two faces. `send` is the providers' hot path: the URL parsed once, the timeouts built
+once, an `UpstreamResponse` back (no `httpx.Request`, ~13 us, nor `httpx.Response`, ~25
+us, a call). `handle_async_request` makes the same pools an httpx transport, for code
+that wants httpx's client API (the webhook guardrail). Both raise httpx's exceptions.
 
-`httpx-aiohttp` (by an httpx maintainer) showed the way; it is a general-purpose transport
-for `httpx.AsyncClient` and costs ~0.2-0.4 ms per request here. A proxy needs less: no
-cookie jar (one shared jar would leak `Set-Cookie` between tenants), no redirects, and the
-body read as it arrives. `AiohttpTransport` is an httpx transport for clients that want
-httpx's API, and gives the providers' hot path a leaner call (`send`) on the same pool;
-both raise httpx's exceptions. The measurements are in the closing notes of issue 2.
+No cookie jar (one shared jar would leak `Set-Cookie` between tenants), no redirects, no
+proxy variables: a gateway talks to the upstreams its policy names.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping
+import ssl
+from collections.abc import AsyncIterator, Iterable, Mapping
 
-import aiohttp
+import certifi
 import httpx
 import yarl
+
+from gateway.providers.http1 import ConnectionPool, Exchange, Origin, Timeouts
 
 # Only what a proxy reads or relays is kept in `UpstreamResponse.headers` (real upstreams
 # send 20+): type, rate limits, timing, retry hints.
@@ -27,41 +29,47 @@ KEPT = (
     b"anthropic-",
     b"x-request-id",
 )
-
+# what the transport already acted on: bodies arrive de-chunked and decompressed
 DECODED = (b"content-encoding", b"content-length", b"transfer-encoding")
+# request headers the transport writes itself
+OWN = frozenset(("host", "content-length", "transfer-encoding", "accept-encoding", "connection"))
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class UpstreamResponse:
     """What the gateway's hot path gets back: status, the headers a proxy reads or relays
-    (lower-cased), and the body, read whole or streamed. An `httpx.Response` costs ~25 us
-    more a request (its headers model and its decoder pipeline run even on a body that
-    was already read), about a tenth of the gateway's own time per request."""
+    (lower-cased), and the body, read whole or streamed."""
 
-    __slots__ = ("_response", "content", "headers", "status_code")
+    __slots__ = ("_exchange", "content", "headers", "status_code")
 
-    def __init__(self, response: aiohttp.ClientResponse, content: bytes = b"") -> None:
-        self.status_code = response.status
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+        self.status_code = exchange.status
         self.headers = {
             k.decode("latin-1").lower(): v.decode("latin-1")
-            for k, v in response.raw_headers
+            for k, v in exchange.raw_headers
             if k.lower().startswith(KEPT)
         }
-        self.content = content
-        self._response = response
+        self.content = b"".join(exchange.take()) if exchange.buffered else b""
 
     @property
-    def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]:
-        return self._response.raw_headers
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        return self._exchange.raw_headers
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """The body as it arrives; transport failures raise httpx's read errors."""
-        try:
-            async for chunk in self._response.content.iter_any():
-                yield chunk
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout(str(exc) or "read timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+        exchange = self._exchange
+        while True:
+            if exchange.chunks:
+                for piece in exchange.take():
+                    if piece:
+                        yield piece
+                continue
+            if exchange.done:
+                if exchange.error is not None:
+                    raise exchange.error
+                return
+            await exchange.wait()
 
     async def aread(self) -> bytes:
         if not self.content:
@@ -69,10 +77,12 @@ class UpstreamResponse:
         return self.content
 
     async def aclose(self) -> None:
-        self._response.close()  # not release(): an unfinished body must not go back to the pool
+        """An unfinished body closes its connection; a finished one was already reused."""
+        if self._exchange.conn is not None:
+            self._exchange.conn.abandon(self._exchange)
 
 
-class AiohttpStream(httpx.AsyncByteStream):
+class ExchangeStream(httpx.AsyncByteStream):
     def __init__(self, response: UpstreamResponse) -> None:
         self._response = response
 
@@ -84,91 +94,86 @@ class AiohttpStream(httpx.AsyncByteStream):
         await self._response.aclose()
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """One aiohttp connection pool, created on first use inside the running loop.
+def parse_url(url: str) -> tuple[Origin, str]:
+    """An absolute http(s) URL as its origin and request target (path and query)."""
+    parsed = yarl.URL(str(httpx.URL(url)), encoded=True)
+    if parsed.scheme not in DEFAULT_PORTS or not parsed.raw_host:
+        raise httpx.UnsupportedProtocol(f"not an http(s) URL: {url!r}")
+    port = parsed.explicit_port or DEFAULT_PORTS[parsed.scheme]
+    return Origin(parsed.scheme, parsed.raw_host, port), parsed.raw_path_qs or "/"
 
-    `handle_async_request` makes it an httpx transport: `httpx.AsyncClient(transport=...)`
-    is the client API (the webhook guardrail uses it). The providers' hot path calls `send`
-    with the URL already parsed and the timeout already built, and gets an
-    `UpstreamResponse`: no `httpx.Request` (~13 us) nor `httpx.Response` (~25 us) a call."""
+
+class HttpTransport(httpx.AsyncBaseTransport):
+    """A connection pool per origin (`max_connections` each), created on first use
+    inside the running loop."""
 
     def __init__(self, max_connections: int, keepalive_s: float = 30.0) -> None:
         self._max_connections = max_connections
         self._keepalive_s = keepalive_s
-        self._session: aiohttp.ClientSession | None = None
+        self._pools: dict[Origin, ConnectionPool] = {}
+        self._ssl: ssl.SSLContext | None = None
 
-    def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections, keepalive_timeout=self._keepalive_s, ttl_dns_cache=300
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True
-        )
-        return self._session
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            response = await self.send(
-                request.method,
-                yarl.URL(str(request.url), encoded=True),
-                await request.aread(),
-                request.headers.multi_items(),
-                client_timeout(request.extensions.get("timeout", {})),
-                buffered=False,  # httpx reads the stream itself (or not, for `stream()`)
-            )
-        except httpx.TransportError as exc:
-            exc.request = request
-            raise
-        # all of them (a general-purpose client) but those aiohttp already acted on: the
-        # body arrives decompressed and de-chunked
-        headers = [(k, v) for k, v in response.raw_headers if k.lower() not in DECODED]
-        stream = AiohttpStream(response)
-        return httpx.Response(response.status_code, headers=headers, stream=stream, request=request)
+    def _pool(self, origin: Origin) -> ConnectionPool:
+        pool = self._pools.get(origin)
+        if pool is None:
+            context = None
+            if origin.scheme == "https":
+                context = self._ssl = self._ssl or tls_context()
+            pool = ConnectionPool(origin, self._max_connections, self._keepalive_s, context)
+            self._pools[origin] = pool
+        return pool
 
     async def send(
         self,
         method: str,
-        url: yarl.URL,
+        url: tuple[Origin, str],
         body: bytes,
-        headers: Mapping[str, str] | list[tuple[str, str]],
-        timeouts: aiohttp.ClientTimeout,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        timeouts: Timeouts,
         *,
         buffered: bool,
     ) -> UpstreamResponse:
         """Send and return the response: streaming (headers read, body not yet) or, with
         `buffered`, read whole. Transport failures raise httpx's exceptions."""
-        session = self._session or self._open()
+        origin, target = url
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        exchange = await self._pool(origin).request(
+            method, target, items, body, timeouts, buffered=buffered
+        )
+        return UpstreamResponse(exchange)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        origin, target = parse_url(str(request.url))
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in OWN]
         try:
-            response = await session.request(
-                method, url, data=body, headers=headers, allow_redirects=False, timeout=timeouts
-            )
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise httpx.ConnectTimeout(str(exc) or "connect timed out") from exc
-        except TimeoutError as exc:  # connected; the answer's headers did not come in time
-            raise httpx.ReadTimeout(str(exc) or "read timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
-        if not buffered:
-            return UpstreamResponse(response)
-        try:
-            return UpstreamResponse(response, await response.read())
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout(str(exc) or "read timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
-        finally:
-            response.release()
+            response = await self.send(
+                request.method, (origin, target), await request.aread(), headers,
+                timeouts(request.extensions.get("timeout", {})), buffered=False,
+            )  # fmt: skip
+        except httpx.RequestError as exc:
+            exc.request = request
+            raise
+        headers_out = [(k, v) for k, v in response.raw_headers if k.lower() not in DECODED]
+        stream = ExchangeStream(response)
+        return httpx.Response(
+            response.status_code, headers=headers_out, stream=stream, request=request
+        )
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            await asyncio.sleep(0)  # let aiohttp finish closing its transports
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
 
 
-def client_timeout(timeout: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
-    """httpx's timeout dict (connect, read, write, pool) as aiohttp's."""
-    return aiohttp.ClientTimeout(
-        sock_connect=timeout.get("connect"),
-        sock_read=timeout.get("read"),
-        connect=timeout.get("pool"),
-    )
+def timeouts(timeout: Mapping[str, float | None]) -> Timeouts:
+    """httpx's timeout dict (connect, read, write, pool) as the pool's."""
+    return Timeouts(timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+
+
+def tls_context() -> ssl.SSLContext:
+    """The system's trust store (and SSL_CERT_FILE / SSL_CERT_DIR), plus certifi's roots
+    as httpx has them, so a slim container image without CA certificates still verifies."""
+    context = ssl.create_default_context()
+    context.load_verify_locations(certifi.where())
+    context.set_alpn_protocols(["http/1.1"])
+    return context

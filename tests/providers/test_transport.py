@@ -1,4 +1,4 @@
-"""The aiohttp-backed transport: the gateway's lean `send`, and the same pool as an httpx
+"""The upstream transport: the gateway's lean `send`, and the same pool as an httpx
 transport under `httpx.AsyncClient`, against the mock upstream on a real socket."""
 
 import asyncio
@@ -10,16 +10,14 @@ import pytest
 from aiohttp import web
 
 from benchmarks.mock_upstream import Behavior, MockUpstream, free_port
-from gateway.providers.transport import AiohttpTransport
+from gateway.providers.transport import HttpTransport
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hello"}]}
 
 
 def test_as_httpx_transport_buffered_and_streamed(mock: MockUpstream) -> None:
     async def run() -> tuple[httpx.Response, list[bytes]]:
-        async with httpx.AsyncClient(
-            transport=AiohttpTransport(4), base_url=mock.base_url
-        ) as client:
+        async with httpx.AsyncClient(transport=HttpTransport(4), base_url=mock.base_url) as client:
             whole = await client.post(
                 "/v1/chat/completions", json=CHAT, headers={"x-request-id": "abc"}
             )
@@ -46,7 +44,7 @@ def test_upstream_error_status_is_returned_not_raised(mock: MockUpstream) -> Non
     mock.behave("m", Behavior(status=429, error={"error": {"message": "slow down"}}))
 
     async def run() -> httpx.Response:
-        async with httpx.AsyncClient(transport=AiohttpTransport(1)) as client:
+        async with httpx.AsyncClient(transport=HttpTransport(1)) as client:
             return await client.post(f"{mock.base_url}/v1/chat/completions", json=CHAT)
 
     response = asyncio.run(run())
@@ -56,7 +54,7 @@ def test_upstream_error_status_is_returned_not_raised(mock: MockUpstream) -> Non
 
 @pytest.mark.parametrize(
     ("behavior", "error"),
-    [(Behavior(reset=True), httpx.ConnectError), (Behavior(delay_s=2), httpx.ReadTimeout)],
+    [(Behavior(reset=True), httpx.RemoteProtocolError), (Behavior(delay_s=2), httpx.ReadTimeout)],
 )
 def test_failures_raise_httpx_exceptions(
     mock: MockUpstream, behavior: Behavior, error: type[Exception]
@@ -65,7 +63,7 @@ def test_failures_raise_httpx_exceptions(
 
     async def run() -> None:
         timeout = httpx.Timeout(0.3)
-        async with httpx.AsyncClient(transport=AiohttpTransport(1), timeout=timeout) as client:
+        async with httpx.AsyncClient(transport=HttpTransport(1), timeout=timeout) as client:
             await client.post(f"{mock.base_url}/v1/chat/completions", json=CHAT)
 
     with pytest.raises(error):
@@ -74,7 +72,7 @@ def test_failures_raise_httpx_exceptions(
 
 def test_unreachable_upstream_is_a_connect_error() -> None:
     async def run() -> None:
-        async with httpx.AsyncClient(transport=AiohttpTransport(1)) as client:
+        async with httpx.AsyncClient(transport=HttpTransport(1)) as client:
             await client.post(f"http://127.0.0.1:{free_port()}/v1/chat/completions", json=CHAT)
 
     with pytest.raises(httpx.ConnectError):
@@ -82,7 +80,7 @@ def test_unreachable_upstream_is_a_connect_error() -> None:
 
 
 def test_compressed_answer_reaches_an_httpx_client_decoded_once() -> None:
-    """aiohttp decompresses; the httpx response must not try again."""
+    """The transport decompresses; the httpx response must not try again."""
     payload = orjson.dumps({"flagged": False, "note": "x" * 2000})
 
     async def answer(request: web.Request) -> web.Response:
@@ -99,7 +97,7 @@ def test_compressed_answer_reaches_an_httpx_client_decoded_once() -> None:
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         try:
-            async with httpx.AsyncClient(transport=AiohttpTransport(1)) as client:
+            async with httpx.AsyncClient(transport=HttpTransport(1)) as client:
                 return await client.post(f"http://127.0.0.1:{port}/", json={})
         finally:
             await runner.cleanup()
