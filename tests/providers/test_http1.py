@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from gateway.providers.http1 import Timeouts
 from gateway.providers.transport import HttpTransport, UpstreamResponse, parse_url
@@ -319,3 +322,36 @@ def test_urls_are_parsed_into_origin_and_target() -> None:
     assert parse_url("http://[::1]:8080")[0].authority == "[::1]:8080"
     with pytest.raises(httpx.UnsupportedProtocol):
         parse_url("ftp://example.com/")
+
+
+async def test_https_verifies_the_server_against_the_trust_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """TLS with a CA the client trusts through SSL_CERT_FILE (as a deployment adds its
+    own); the same server is refused while that CA is not trusted."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    tcp = await asyncio.start_server(Server(keep_answering_any).serve, "127.0.0.1", 0,
+                                     ssl=server_context)  # fmt: skip
+    url = f"https://localhost:{tcp.sockets[0].getsockname()[1]}/v1/chat"
+    try:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await post(HttpTransport(1), url)
+        ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+        transport = HttpTransport(1)
+        assert (await post(transport, url)).content == b"{}"
+        assert (await post(transport, url)).content == b"{}"  # kept alive over TLS
+        await transport.aclose()
+    finally:
+        tcp.close()
+
+
+async def keep_answering_any(reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    while True:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        w.write(OK)
+        await w.drain()
