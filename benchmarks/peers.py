@@ -161,6 +161,46 @@ def floor(mock_port: int) -> Iterator[Target]:
         yield target
 
 
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+user root;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {root}/body;
+  proxy_temp_path {root}/proxy;
+  upstream mock {{ server 127.0.0.1:{mock_port}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }}
+  }}
+}}
+"""
+
+
+@contextmanager
+def nginx(mock_port: int) -> Iterator[Target]:
+    """Debian's nginx as a plain reverse proxy (one worker, keep-alive upstream, no
+    buffering): what a relay written in C adds on this machine, beside the floor."""
+    root = PEERS / "nginx"
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = root / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(root=root, mock_port=mock_port, port=port))
+    command = ["nginx", "-c", str(conf), "-p", str(root), "-e", str(root / "error.log")]
+    with started("nginx", command, port, {}) as target:
+        yield target
+
+
 def install_litellm() -> Path:
     venv = PEERS / "litellm"
     python = venv / "bin" / "python"

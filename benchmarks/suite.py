@@ -5,6 +5,9 @@ aiohttp, `benchmarks.floor_app`). Writes BENCHMARKS.md (and plots).
     python -m benchmarks.suite            # full suite (~25 minutes; installs the peers)
     python -m benchmarks.suite --smoke    # seconds: direct, ours and the floor (CI)
 
+Where Debian's nginx is installed, it is timed beside the floor as a second yardstick:
+what a relay written in C adds on this machine.
+
 Scenarios: 1 sequential latency (non-stream), 2 streaming (time to first chunk and gaps
 between chunks), 3 throughput at 1/20/100 concurrent with `hey` and the highest rps
 whose p99 stays within 25 ms, 4 memory at idle and over a soak, 5 our telemetry and
@@ -47,6 +50,7 @@ guardrails:
   pii: {{type: pii, action: redact}}
 """
 FULL_CHAIN = "    guardrails: {input: [secrets, pii], output: [secrets]}\n"
+YARDSTICKS = ("floor", "nginx")  # timed in sections 1-3 only: they are not gateways
 
 
 def request(conn: http.client.HTTPConnection, target: Target, body: bytes) -> None:
@@ -212,6 +216,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         direct = Target("direct", mock_port, subprocess.Popen(["true"]))
         targets = [direct, stack.enter_context(peers.ours("ours", peers.our_policy(mock_port)))]
         targets.append(stack.enter_context(peers.floor(mock_port)))
+        if shutil.which("nginx"):  # a relay written in C, where Debian's nginx is installed
+            targets.append(stack.enter_context(peers.nginx(mock_port)))
         if not args.smoke:
             targets.append(stack.enter_context(peers.litellm(mock_port)))
             targets.append(stack.enter_context(peers.portkey(mock_port)))
@@ -219,7 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results.update(against_direct(direct, targets[1:], args.requests, args.streams))
         results["throughput"] = {t.name: {c: hey(t, c, args.duration) for c in (1, 20, 100)}
                                  for t in targets}  # fmt: skip
-        gateways = [t for t in targets if t.name != "floor"]  # the floor is a yardstick
+        gateways = [t for t in targets if t.name not in YARDSTICKS]
         results["best_p99_25ms"] = {t.name: best_under(t, max(args.duration / 2, 1))
                                     for t in gateways}  # fmt: skip
         results["soak"] = {
@@ -238,7 +244,7 @@ def features(mock_port: int, args: argparse.Namespace) -> dict[str, Any]:
 
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         stack.enter_context(peers.started("mock", peers.mock(mock_port, 20, 10.0), mock_port, {}))
-        receiver = stack.enter_context(HttpReceiver())
+        receiver = stack.enter_context(HttpReceiver(count_only=True))
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
         try:
             full_policy = peers.our_policy(mock_port, FULL_CHAIN) + FULL.format(
@@ -252,7 +258,8 @@ def features(mock_port: int, args: argparse.Namespace) -> dict[str, Any]:
         direct = Target("direct", mock_port, subprocess.Popen(["true"]))
         figures = against_direct(direct, [plain, full], args.requests, args.streams)
         figures["rps20"] = {t.name: hey(t, 20, args.duration) for t in (plain, full)}
-        figures["spans_received"] = len(receiver.received.spans)
+        figures["soak"] = soak(full, args.soak, args.soak_cap)  # RSS with everything on
+        figures["spans_received"] = receiver.received.span_count
     return {"features": figures}
 
 

@@ -96,7 +96,7 @@ def throughput(duration: float, tmp: Path) -> dict[str, float]:
     }
     mock = [sys.executable, "-m", "benchmarks.mock_upstream", "--port", str(mock_port)]
     rps: dict[str, float] = {}
-    with HttpReceiver() as receiver, process(mock, lambda: answers(mock_port)):
+    with HttpReceiver(count_only=True) as receiver, process(mock, lambda: answers(mock_port)):
         for i, (name, telemetry) in enumerate(variants.items()):
             (tmp / f"rps{i}.yaml").write_text(base + telemetry)
             env = {**os.environ}

@@ -36,6 +36,7 @@ class AnthropicStream:
         self._response = response
         self._url = url
         self._translator = translate.StreamTranslator(include_usage)
+        self._ended = False
         self.headers = relayed_headers(response)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -48,11 +49,16 @@ class AnthropicStream:
             for chunk in self._translator.feed(name, data):
                 yield dumps(chunk)
             if name == "message_stop":
+                self._ended = True
                 return
         raise UpstreamUnreachable("upstream stream ended before message_stop")
 
     async def aclose(self) -> None:
-        await self._response.aclose()
+        """After message_stop the connection is kept; before it, closed (as OpenAIStream)."""
+        if self._ended:
+            self._response.release()
+        else:
+            await self._response.aclose()
 
 
 class AnthropicProvider:

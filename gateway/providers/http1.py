@@ -27,7 +27,11 @@ import httptools
 import httpx
 
 HIGH_WATER = 256 * 1024  # buffered bytes of a stream at which reading pauses
-LOW_WATER = 64 * 1024
+# a response whose meaning is complete (a stream's last event read) but whose message is
+# not (the chunked terminator still on its way) finishes in the background and its
+# connection is reused, unless the rest is larger than this or stalls for DRAIN_S
+DRAIN_BYTES = 64 * 1024
+DRAIN_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +57,9 @@ class Origin:
 class Exchange:
     """One response as it arrives: status, raw headers, body pieces not yet taken."""
 
-    __slots__ = ("buffered", "chunks", "conn", "decoder", "done", "error", "headers_done",
-                 "raw_headers", "size", "status", "until_eof", "waiter")  # fmt: skip
+    __slots__ = ("buffered", "chunks", "conn", "decoder", "discard", "done", "error",
+                 "headers_done", "raw_headers", "size", "status", "until_eof",
+                 "waiter")  # fmt: skip
 
     def __init__(self, conn: Connection, buffered: bool) -> None:
         self.conn: Connection | None = conn
@@ -63,7 +68,7 @@ class Exchange:
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.chunks: deque[bytes] = deque()
         self.size = 0
-        self.headers_done = self.done = self.until_eof = False
+        self.headers_done = self.done = self.until_eof = self.discard = False
         self.error: httpx.RequestError | None = None
         self.decoder: zlib._Decompress | None = None
         self.waiter: asyncio.Future[None] | None = None
@@ -117,6 +122,22 @@ class Connection(asyncio.Protocol):
         if exchange.conn is self:
             self._fail(httpx.ReadError("response abandoned"))
 
+    def drain(self, exchange: Exchange) -> None:
+        """Nobody reads the rest of `exchange`: if it is still arriving, let it finish in
+        the background (dropping what arrives) so the connection can be reused."""
+        if exchange.conn is not self:
+            return
+        exchange.discard = True
+        exchange.chunks.clear()
+        exchange.size = 0
+        self.resume()
+        if self.read_timeout is None or self.read_timeout > DRAIN_S:
+            self.read_timeout = DRAIN_S
+            self.last_read = self.loop.time()
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(self.last_read + DRAIN_S, self._check_timeout)
+
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
@@ -166,6 +187,8 @@ class Connection(asyncio.Protocol):
         exchange = self.exchange
         assert exchange is not None
         exchange.status = self.parser.get_status_code()
+        if 100 <= exchange.status < 200:  # interim (103 Early Hints): the answer follows
+            return
         framing = encoding = b""
         for name, value in exchange.raw_headers:
             lower = name.lower()
@@ -193,8 +216,12 @@ class Connection(asyncio.Protocol):
             except zlib.error as exc:
                 self._fail(httpx.DecodingError(f"could not decompress the response: {exc}"))
                 return
-        exchange.chunks.append(body)
         exchange.size += len(body)
+        if exchange.discard:
+            if exchange.size > DRAIN_BYTES:
+                self._fail(httpx.ReadError("response abandoned"))
+            return
+        exchange.chunks.append(body)
         if exchange.buffered:
             return
         if exchange.size > HIGH_WATER and not self.paused and self.transport is not None:
@@ -205,6 +232,9 @@ class Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         exchange = self.exchange
         if exchange is None:
+            return
+        if not exchange.headers_done:  # an interim response ended: wait for the real one
+            exchange.status, exchange.raw_headers = 0, []
             return
         if exchange.decoder is not None:
             exchange.chunks.append(exchange.decoder.flush())

@@ -35,17 +35,24 @@ class OpenAIStream:
     def __init__(self, response: UpstreamResponse, url: str) -> None:
         self._response = response
         self._url = url
+        self._ended = False
         self.headers = relayed_headers(response)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for event in iter_sse(self._response, self._url):
             if event.data == b"[DONE]":
+                self._ended = True
                 return
             yield event.data
         raise UpstreamUnreachable("upstream stream ended before [DONE]")
 
     async def aclose(self) -> None:
-        await self._response.aclose()
+        """After [DONE] the connection is kept (only the chunked terminator is left);
+        before it, it is closed, which stops the upstream's generation."""
+        if self._ended:
+            self._response.release()
+        else:
+            await self._response.aclose()
 
 
 class OpenAIProvider:

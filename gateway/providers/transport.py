@@ -77,9 +77,16 @@ class UpstreamResponse:
         return self.content
 
     async def aclose(self) -> None:
-        """An unfinished body closes its connection; a finished one was already reused."""
+        """An unfinished body closes its connection (a client that went away: the upstream
+        stops generating); a finished one was already reused."""
         if self._exchange.conn is not None:
             self._exchange.conn.abandon(self._exchange)
+
+    def release(self) -> None:
+        """What the body means has been read (a stream's final event), its last bytes may
+        still be on the way: they finish in the background and the connection is reused."""
+        if self._exchange.conn is not None:
+            self._exchange.conn.drain(self._exchange)
 
 
 class ExchangeStream(httpx.AsyncByteStream):

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import trustme
 
+from gateway.providers import http1
 from gateway.providers.http1 import Timeouts
 from gateway.providers.transport import HttpTransport, UpstreamResponse, parse_url
 
@@ -355,3 +356,57 @@ async def keep_answering_any(reader: asyncio.StreamReader, w: asyncio.StreamWrit
         await reader.readexactly(length)
         w.write(OK)
         await w.drain()
+
+
+async def test_interim_responses_are_skipped() -> None:
+    async def hints(s: Server, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            await s.read_request(reader)
+            w.write(b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n" + OK)
+            await w.drain()
+
+    async with server(hints) as (_, url):
+        transport = HttpTransport(1)
+        for buffered in (True, False):
+            response = await post(transport, url, buffered=buffered)
+            assert response.status_code == 200 and await response.aread() == b"{}"
+            assert b"link" not in {k for k, _ in response.raw_headers}
+        await transport.aclose()
+
+
+async def test_released_stream_finishes_in_the_background_and_is_reused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stream whose last event was read (`release`) keeps its connection once the
+    terminator arrives; one whose rest is too large, or stalls, is closed."""
+    monkeypatch.setattr(http1, "DRAIN_S", 0.2)
+    hung_up: list[bool] = []
+    rest = {1: b"0\r\n\r\n", 2: b"20000\r\n" + b"z" * 0x20000 + b"\r\n0\r\n\r\n", 3: None}
+
+    async def tail(s: Server, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            await s.read_request(reader)
+            w.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                    b"e\r\ndata: [DONE]\n\n\r\n")  # fmt: skip
+            await w.drain()
+            await asyncio.sleep(0.05)
+            ending = rest[len(s.requests)]
+            if ending is None:  # stalls: the client hangs up within DRAIN_S
+                try:
+                    hung_up.append(await asyncio.wait_for(reader.read(), 1) == b"")
+                except ConnectionResetError:  # aborted
+                    hung_up.append(True)
+                return
+            w.write(ending)
+            await w.drain()
+
+    async with server(tail) as (s, url):
+        transport = HttpTransport(1)
+        for _ in range(3):
+            response = await post(transport, url, buffered=False)
+            assert await anext(response.aiter_bytes()) == b"data: [DONE]\n\n"
+            response.release()
+            await asyncio.sleep(0.4)
+        await transport.aclose()
+    # 1: terminator -> reused by 2; 2: too much after release -> closed; 3: new, stalls
+    assert s.connections == 2 and hung_up == [True]

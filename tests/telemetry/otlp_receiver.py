@@ -43,10 +43,17 @@ class Received:
     spans: list[Span] = field(default_factory=list)
     metrics: dict[str, list[Any]] = field(default_factory=dict)  # name -> data points
     bounds: dict[str, list[float]] = field(default_factory=dict)
+    span_count: int = 0
+    # benchmarks: parse every request (protobuf's C decoder) but keep only counts, so the
+    # load measured is the gateway's, not Python objects built for each span received
+    count_only: bool = False
 
     def add_traces(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
         for rs in request.resource_spans:
             for ss in rs.scope_spans:
+                self.span_count += len(ss.spans)
+                if self.count_only:
+                    continue
                 for s in ss.spans:
                     self.spans.append(Span(
                         s.name, s.kind, s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex(),
@@ -55,6 +62,8 @@ class Received:
                     ))  # fmt: skip
 
     def add_metrics(self, request: metrics_service_pb2.ExportMetricsServiceRequest) -> None:
+        if self.count_only:
+            return
         for rm in request.resource_metrics:
             for sm in rm.scope_metrics:
                 for m in sm.metrics:
@@ -66,10 +75,10 @@ class Received:
 
 
 class HttpReceiver:
-    def __init__(self) -> None:
+    def __init__(self, count_only: bool = False) -> None:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.received = Received()
+        self.received = Received(count_only=count_only)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._ready = threading.Event()
