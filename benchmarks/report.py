@@ -117,53 +117,41 @@ def write_report(r: dict[str, Any], out: Path) -> None:
 PROFILE_NOTE = """
 ## Where our time goes
 
-`benchmarks/profile.txt`: `py-spy record --gil` (the thread holding the GIL) on
-`gateway serve` under `hey -c 20`. By library, the gateway's Python time per request is
-~37% aiohttp's client (writing the request, parsing the answer), ~20% uvicorn's httptools
-protocol, ~7% Starlette's routing and request object, ~6% the event loop, and ~29% the
-gateway's own code, spread thinly over body parsing, the pipeline, usage/cost accounting,
-metrics and telemetry queueing. What was cut, each measured A/B in one run: Starlette's
-error layers and `request_response` wrappers (the middleware sits directly on the router;
-rps at 20 concurrent +8%), httpx's `Request`/`Response` objects on the providers' hot
-path (+6%, and ~25 us of CPU a request), uvicorn's proxy-headers layer, and Starlette's
-anyio task group per stream (~50 us a stream).
+`benchmarks/profile.txt` (`python -m benchmarks.profile`): py-spy samples the thread
+holding the GIL in `gateway serve` (default policy) under `hey -c 20`. By library: the
+gateway's own code ~45% (the upstream client, the pipeline, usage accounting, telemetry
+queueing; telemetry itself ~12%), uvicorn's httptools protocol ~24% (most of it its socket
+writes), Starlette's routing and request object ~9%, the event loop ~4%.
+
+The upstream client was the biggest cut. aiohttp's `ClientSession` was ~37% of the
+gateway's GIL time (previous edition of this file); `gateway/providers/http1.py`
+(keep-alive connections as asyncio protocols, responses parsed by httptools) costs
+~16 us of CPU a request where aiohttp cost ~60 (one process, the same mock, 20
+concurrent: 15.7 vs 60.4 us), and `gateway serve` at 20 concurrent went from 4,630 to
+7,404 rps (A/B in one sitting, `hey -c 20 -z 8s`). Ours is now above the floor on latency
+(the floor still relays with aiohttp) and below it on throughput (it runs no pipeline).
+
+CPU per request of the serving process (/proc over `hey -c 20 -z 8s`): telemetry off 111
+us, the default Prometheus metrics 125, + the DuckDB request log 153, the default
+guardrails (secrets + PII in, secrets out) with Prometheus 163; DuckDB + OTLP + guardrails
+264 us, plus 204 us in the OTLP export process, half of which is the SDK's protobuf
+encoding (~22 us a span; five spans a request: SERVER, CLIENT and three guardrail
+verdicts). With everything on, the serving process, its export process, the mock, `hey`
+and the receiver share two cores, and the first two alone use ~1.2 cores at ~3,000 rps:
+4x Portkey (~5,100 rps) would need the gateway and its exporter under ~300 us a request
+together. That target stays unmet; the work moved off the serving core, it did not go away.
+
+Streams: nginx adds 0.1-0.3 ms to the first chunk here, so the machine does not forbid
+the 0.5 ms target; every Python relay on uvicorn misses it (the floor as much as ours).
+Marks inside `gateway serve` (perf_counter at uvicorn's `data_received`, at each pipeline
+stage and at the upstream write; each stream request arriving after ~200 ms of idleness,
+as in section 2) put the request path at ~460 us before the upstream has the request:
+uvicorn to our middleware ~166 us, routing and request context ~68, reading and parsing the
+body ~108, building and writing the upstream request ~61, about twice the same path warm
+(~250 us). Relaying a chunk takes ~27 us from the upstream's bytes to our write. The cost
+is Python running cold after idleness, spread over every layer; no one stage holds it.
 Garbage collection was the p99 killer under load (gen-2 collections walking the startup
-heap, ~50 ms pauses): the gateway calls `gc.freeze()` after startup.
-
-Against the floor (the same `py-spy --gil` sampling at 500 Hz over `hey -c 20 -z 8s`,
-GIL time per request): the floor 120 us (aiohttp 65, uvicorn 32, event loop 13), ours
-without telemetry 187 us (aiohttp 66, uvicorn 40, event loop 14, Starlette 10, the
-gateway's own code 45, the rest 12), ours with its default Prometheus metrics 240 us
-(every part a little slower beside the recorder thread, which itself holds the GIL ~8 us
-a request). So ours stays at about half the floor's throughput, and 4x Portkey (~190 us a
-request) would need the gateway's own work cut by half or more.
-
-This VM makes every wake-up expensive: a write that wakes a sleeping process or thread
-costs the writer ~0.1-0.17 ms (traced: sending a stream's response head, which wakes
-the client, took 0.165 ms; the next chunk's send 0.013 ms), and under load uvicorn's and
-aiohttp's socket writes are ~15-25% of the serving process's GIL time. The DuckDB writer
-thread used to wake on every queued row (~60 us of the event loop's time a request); it now
-wakes once per flush interval (+7% rps with full telemetry, A/B). Counter increments are
-summed per batch before they cross to the OTLP export process (its CPU per request
-312 -> 284 us with full telemetry).
-
-With telemetry and guardrails on (section 5), CPU per request from `/proc` over a
-`hey -c 20` run: serving process ~215 us without telemetry, ~235 us with the default
-Prometheus metrics, ~300 us with OTLP as well, ~450-500 us with DuckDB, OTLP and the
-default guardrails (three guardrail verdicts a request, each also a span and a counter);
-the OTLP export process ~150 us (two spans a request) to ~285 us (five), of which the
-SDK's protobuf encoding is about half (~27 us a span, measured on a batch of 500). On two
-cores shared with the mock, the load client and the OTLP receiver, that export work is why
-full telemetry halves throughput: it moved off the serving core, it did not go away.
-`python -m benchmarks.telemetry` reports both processes' CPU per request.
-
-Streams: the floor itself adds about as much to the first chunk as ours (targets table),
-because each chunk arrives after the VM's CPUs went idle, and every hop a proxy adds pays a
-wake-up (`python -m benchmarks.idle`: aiohttp alone gets the same mock's headers in
-0.31 / 0.41 / 1.00 ms after 0 / 2 / 20 ms of idleness). Traced inside `gateway serve`
-(perf_counter marks on the client's clock, chunks 10 ms apart): the gateway's request path
-before the upstream write ~0.4-0.5 ms (the upstream's 10 ms clock starts only when it has
-the request), each chunk relayed in ~0.1 ms from the upstream's bytes to our write.
+heap): the gateway calls `gc.freeze()` after startup.
 """
 
 
