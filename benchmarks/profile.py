@@ -1,9 +1,14 @@
 """Where the gateway's time goes under load: py-spy samples `gateway serve` (the thread
 holding the GIL, `--gil`) while `hey` keeps 20 requests in flight against it, and the
-samples are summed by library, by leaf frame and inclusively. Writes profile.txt.
+samples are summed by library, by leaf frame and inclusively.
 
-    python -m benchmarks.profile                 # default policy -> benchmarks/profile.txt
-    python -m benchmarks.profile --full          # + DuckDB, OTLP to a live receiver, guardrails
+    python -m benchmarks.profile           # default policy -> benchmarks/profile.txt
+    python -m benchmarks.profile --full    # + DuckDB, OTLP to a live receiver, guardrails;
+                                           # its OTLP export process sampled too
+                                           # -> benchmarks/profile-full.txt
+
+Two samplers at 300 Hz take CPU from the two cores the gateway shares: the rps in the
+titles is the rate while sampling, not the gateway's throughput.
 
 Needs Debian's `hey` and py-spy (`pip install -e '.[bench]'`).
 """
@@ -23,9 +28,20 @@ from pathlib import Path
 from benchmarks import peers, suite
 from benchmarks.mock_upstream import free_port
 
-# the deepest frame from one of these on a stack names the library the sample is charged to
-LIBRARIES = ("gateway/guardrails", "gateway/telemetry", "gateway/", "uvicorn", "starlette",
-             "httptools", "asyncio", "prometheus_client", "threading", "queue", "orjson")  # fmt: skip
+# the deepest frame on a stack whose file matches one of these names the library the
+# sample is charged to (py-spy shortens the OpenTelemetry SDK's paths: matched by tail)
+OTLP_ENCODING = "OpenTelemetry OTLP protobuf encoding"
+SDK_SPANS = "OpenTelemetry SDK span processor"
+LIBRARIES = (
+    *((lib, lib) for lib in (
+        "gateway/guardrails", "gateway/telemetry", "gateway/", "uvicorn", "starlette",
+        "httptools", "asyncio", "prometheus_client", "orjson", "requests", "urllib3",
+        "http/client", "socket")),
+    ("trace_encoder/", OTLP_ENCODING), ("common/_internal/__init__", OTLP_ENCODING),
+    ("trace_exporter/", "OpenTelemetry OTLP HTTP exporter"), ("trace/export/", SDK_SPANS),
+    ("_shared_internal/", SDK_SPANS), ("metrics/_internal/", "OpenTelemetry SDK metrics"),
+    ("threading", "threading"), ("queue", "queue"),
+)  # fmt: skip
 
 
 def summarise(raw: str, title: str, top: int = 25) -> str:
@@ -43,7 +59,9 @@ def summarise(raw: str, title: str, top: int = 25) -> str:
         own[frames[-1]] += n
         for frame in set(frames):
             inclusive[frame] += n
-        deepest = next((lib for f in reversed(frames) for lib in LIBRARIES if lib in f), "other")
+        deepest = next(
+            (label for f in reversed(frames) for needle, label in LIBRARIES if needle in f), "other"
+        )
         library[deepest] += n
 
     def ranking(counts: collections.Counter[str], limit: int) -> list[str]:
@@ -58,14 +76,33 @@ def summarise(raw: str, title: str, top: int = 25) -> str:
     ])  # fmt: skip
 
 
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (Linux /proc)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def sample(
+    spy: str, pid: int, args: argparse.Namespace, raw: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """py-spy sampling `pid` for args.seconds into `raw` (started, not awaited)."""
+    command = [spy, "record", "--gil", "--nonblocking", "-r", str(args.rate), "-d",
+               str(int(args.seconds)), "-f", "raw", "-o", str(raw), "-p", str(pid)]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), raw
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawTextHelpFormatter)  # fmt: skip
     parser.add_argument("--full", action="store_true", help="DuckDB + OTLP + guardrails on")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rate", type=int, default=300, help="samples per second")
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("profile.txt"))
+    parser.add_argument("--out", type=Path, help="default: profile.txt / profile-full.txt here")
     args = parser.parse_args()
+    name = "profile-full.txt" if args.full else "profile.txt"
+    args.out = args.out or Path(__file__).with_name(name)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if shutil.which("hey") is None or not Path(spy).exists():
         raise SystemExit("benchmarks.profile needs `hey` (apt-get install hey) and py-spy")
@@ -82,18 +119,20 @@ def main() -> None:
             policy += suite.FULL.format(db=Path(tmp) / "requests.duckdb")
         target = stack.enter_context(peers.ours("ours-profile", policy))
         suite.hey(target, 20, 2)  # warm-up
-        raw = Path(tmp) / "samples.txt"
-        sampler = subprocess.Popen(
-            [spy, "record", "--gil", "--nonblocking", "-r", str(args.rate), "-d",
-             str(int(args.seconds)), "-f", "raw", "-o", str(raw), "-p", str(target.process.pid)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        pids = {"gateway serve": target.process.pid}
+        if args.full:  # and the OTLP export process, its child
+            pids["its OTLP export process"] = children(target.process.pid)[0]
+        samplers = {name: sample(spy, pid, args, Path(tmp) / f"{pid}.txt")
+                    for name, pid in pids.items()}  # fmt: skip
         load = suite.hey(target, 20, args.seconds + 1)
-        sampler.wait(60)
         variant = "DuckDB + OTLP + guardrails" if args.full else "default policy"
-        title = (f"py-spy record --gil -r {args.rate} -d {int(args.seconds)} on `gateway serve` "
-                 f"({variant}) under `hey -c 20`: {load['rps']:,.0f} rps")  # fmt: skip
-        args.out.write_text(summarise(raw.read_text(), title))
+        parts = []
+        for name, (sampler, raw) in samplers.items():
+            sampler.wait(60)
+            title = (f"py-spy record --gil -r {args.rate} -d {int(args.seconds)} on {name} "
+                     f"({variant}) under `hey -c 20`: {load['rps']:,.0f} rps")  # fmt: skip
+            parts.append(summarise(raw.read_text(), title))
+        args.out.write_text("\n".join(parts))
     print(f"wrote {args.out}")
 
 

@@ -134,10 +134,14 @@ concurrent: 15.7 vs 60.4 us), and `gateway serve` at 20 concurrent went from 4,6
 CPU per request of the serving process (/proc over `hey -c 20 -z 8s`): telemetry off 111
 us, the default Prometheus metrics 125, + the DuckDB request log 153, the default
 guardrails (secrets + PII in, secrets out) with Prometheus 163; DuckDB + OTLP + guardrails
-264 us, plus 204 us in the OTLP export process, half of which is the SDK's protobuf
-encoding (~22 us a span; five spans a request: SERVER, CLIENT and three guardrail
-verdicts). With everything on, the serving process, its export process, the mock, `hey`
-and the receiver share two cores, and the first two alone use ~1.2 cores at ~3,000 rps:
+264 us, plus 204 us in the OTLP export process. `benchmarks/profile-full.txt`
+(`python -m benchmarks.profile --full`, both processes sampled) puts two thirds of the
+export process in the SDK exporter's protobuf encoding (`encode_spans`, ~22 us a span;
+five spans a request: SERVER, CLIENT and three `apply_guardrail` verdicts), 12% in the
+SDK's metric instruments and 15% in our frame reading and span rebuilding; in the serving
+process the telemetry code is ~21% of the GIL's time and the guardrails ~11%. With
+everything on, the serving process, its export process, the mock, `hey` and the
+receiver share two cores, and the first two alone use ~1.2 cores at ~3,000 rps:
 4x Portkey (~5,100 rps) would need the gateway and its exporter under ~300 us a request
 together. That target stays unmet; the work moved off the serving core, it did not go away.
 
