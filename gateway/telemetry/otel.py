@@ -106,7 +106,8 @@ class OTelSink:
         if self.spans is not None or self.export_process is not None:
             self.sampler = TracerProvider(shutdown_on_exit=False).sampler
         self.dropped = 0
-        self._queue: queue.Queue[RequestContext | None] = queue.Queue(maxsize=RECORDER_QUEUE)
+        # bounded by hand: SimpleQueue.put is C (~0.2 us), Queue.put_nowait Python (~2 us)
+        self._queue: queue.SimpleQueue[RequestContext | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="otel-recorder", daemon=True)
         self._thread.start()
 
@@ -131,13 +132,13 @@ class OTelSink:
         return decision is Decision.RECORD_AND_SAMPLE
 
     def record(self, ctx: RequestContext) -> None:
-        """Hand the finished request to the recorder thread (~1 us here; building spans
-        and recording metrics costs far more, which the event loop never pays)."""
-        try:
-            self._queue.put_nowait(ctx)
-        except queue.Full:  # the recorder is behind: drop and count, never wait
+        """Hand the finished request to the recorder thread (building spans and recording
+        metrics costs far more, which the event loop never pays)."""
+        if self._queue.qsize() >= RECORDER_QUEUE:  # the recorder is behind: drop and count
             self.dropped += 1
             self._metric("gateway.telemetry.dropped", 1, {})
+            return
+        self._queue.put(ctx)
 
     def _metric(self, name: str, value: float, labels: dict[str, Any]) -> None:
         for backend in self.backends:
