@@ -57,10 +57,11 @@ class Target:
 
     def rss_mb(self) -> float:
         """Resident memory of the process and all its descendants (workers)."""
-        return sum(_rss_kb(pid) for pid in _tree(self.process.pid)) / 1024
+        return sum(_rss_kb(pid) for pid in process_tree(self.process.pid)) / 1024
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (Linux /proc)."""
     pids, todo = [], [pid]
     while todo:
         current = todo.pop()
@@ -81,7 +82,7 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    return of(pid), sum(of(c) for c in _tree(pid) if c != pid)
+    return of(pid), sum(of(c) for c in process_tree(pid) if c != pid)
 
 
 def _rss_kb(pid: int) -> int:

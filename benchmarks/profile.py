@@ -76,21 +76,11 @@ def summarise(raw: str, title: str, top: int = 25) -> str:
     ])  # fmt: skip
 
 
-def children(pid: int) -> list[int]:
-    """The child processes of `pid` (Linux /proc)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
-    return found
-
-
-def sample(
-    spy: str, pid: int, args: argparse.Namespace, raw: Path
-) -> tuple[subprocess.Popen[bytes], Path]:
+def sample(spy: str, pid: int, args: argparse.Namespace, raw: Path) -> subprocess.Popen[bytes]:
     """py-spy sampling `pid` for args.seconds into `raw` (started, not awaited)."""
     command = [spy, "record", "--gil", "--nonblocking", "-r", str(args.rate), "-d",
                str(int(args.seconds)), "-f", "raw", "-o", str(raw), "-p", str(pid)]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), raw
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def main() -> None:
@@ -101,8 +91,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=300, help="samples per second")
     parser.add_argument("--out", type=Path, help="default: profile.txt / profile-full.txt here")
     args = parser.parse_args()
-    name = "profile-full.txt" if args.full else "profile.txt"
-    args.out = args.out or Path(__file__).with_name(name)
+    args.out = args.out or Path(__file__).with_name(
+        "profile-full.txt" if args.full else "profile.txt"
+    )
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if shutil.which("hey") is None or not Path(spy).exists():
         raise SystemExit("benchmarks.profile needs `hey` (apt-get install hey) and py-spy")
@@ -120,18 +111,18 @@ def main() -> None:
         target = stack.enter_context(peers.ours("ours-profile", policy))
         suite.hey(target, 20, 2)  # warm-up
         pids = {"gateway serve": target.process.pid}
-        if args.full:  # and the OTLP export process, its child
-            pids["its OTLP export process"] = children(target.process.pid)[0]
-        samplers = {name: sample(spy, pid, args, Path(tmp) / f"{pid}.txt")
-                    for name, pid in pids.items()}  # fmt: skip
+        if args.full:  # and the OTLP export process, its only child
+            pids["its OTLP export process"] = peers.process_tree(target.process.pid)[1]
+        raws = {name: Path(tmp) / f"{pid}.txt" for name, pid in pids.items()}
+        samplers = {name: sample(spy, pid, args, raws[name]) for name, pid in pids.items()}
         load = suite.hey(target, 20, args.seconds + 1)
         variant = "DuckDB + OTLP + guardrails" if args.full else "default policy"
         parts = []
-        for name, (sampler, raw) in samplers.items():
+        for name, sampler in samplers.items():
             sampler.wait(60)
             title = (f"py-spy record --gil -r {args.rate} -d {int(args.seconds)} on {name} "
                      f"({variant}) under `hey -c 20`: {load['rps']:,.0f} rps")  # fmt: skip
-            parts.append(summarise(raw.read_text(), title))
+            parts.append(summarise(raws[name].read_text(), title))
         args.out.write_text("\n".join(parts))
     print(f"wrote {args.out}")
 

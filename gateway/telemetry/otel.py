@@ -119,7 +119,9 @@ class OTelSink:
         assert sampler is not None
         if sampler in FOLLOW_PARENT and ctx.parent_span_id is not None:
             return  # parentbased_*: a client's sampled flag stands as it came
-        sampled = CONSTANT[sampler] if sampler in CONSTANT else self._decide(sampler, ctx)
+        sampled = CONSTANT.get(sampler)
+        if sampled is None:
+            sampled = self._decide(sampler, ctx)
         flags = int(ctx.trace_flags, 16)
         ctx.trace_flags = f"{flags | 1 if sampled else flags & ~1:02x}"
 
