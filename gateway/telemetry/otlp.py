@@ -31,11 +31,11 @@ def otlp_span_exporter() -> SpanExporter:
     """The OTLP span exporter OTEL_EXPORTER_OTLP_PROTOCOL asks for (default http/protobuf)."""
     if otlp_protocol() == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
-            OTLPSpanExporter,
-        )
-    return OTLPSpanExporter()
+
+        return OTLPSpanExporter()
+    from gateway.telemetry.otlp_http import HTTPSpanExporter
+
+    return HTTPSpanExporter()
 
 
 def otlp_metric_exporter() -> Any:
