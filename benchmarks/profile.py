@@ -31,8 +31,10 @@ from benchmarks.mock_upstream import free_port
 # the deepest frame on a stack whose file matches one of these names the library the
 # sample is charged to (py-spy shortens the OpenTelemetry SDK's paths: matched by tail)
 OTLP_ENCODING = "OpenTelemetry OTLP protobuf encoding"
+OUR_ENCODING = "gateway/telemetry/spans_to_otlp (OTLP protobuf encoding)"
 SDK_SPANS = "OpenTelemetry SDK span processor"
 LIBRARIES = (
+    ("gateway/telemetry/spans_to_otlp", OUR_ENCODING),
     *((lib, lib) for lib in (
         "gateway/guardrails", "gateway/telemetry", "gateway/", "uvicorn", "starlette",
         "httptools", "asyncio", "prometheus_client", "orjson", "requests", "urllib3",

@@ -1,6 +1,7 @@
 """SDK spans to an OTLP `ExportTraceServiceRequest`, serialized: the same message the SDK's
 encoder (`opentelemetry.exporter.otlp.proto.common.trace_encoder.encode_spans`) builds,
-at about a third of its cost.
+in less than half its time (2.4x faster over 500 of the gateway's spans: ~14 vs
+~35 us a span, `timeit`).
 
 The SDK builds a new `KeyValue` and `AnyValue` in Python for every attribute of every
 span (two thirds of the OTLP export process's time under load, py-spy). Most of a
