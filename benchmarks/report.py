@@ -134,16 +134,22 @@ concurrent: 15.7 vs 60.4 us), and `gateway serve` at 20 concurrent went from 4,6
 CPU per request of the serving process (/proc over `hey -c 20 -z 8s`): telemetry off 111
 us, the default Prometheus metrics 125, + the DuckDB request log 153, the default
 guardrails (secrets + PII in, secrets out) with Prometheus 163; DuckDB + OTLP + guardrails
-264 us, plus 204 us in the OTLP export process. `benchmarks/profile-full.txt`
-(`python -m benchmarks.profile --full`, both processes sampled) puts two thirds of the
-export process in the SDK exporter's protobuf encoding (`encode_spans`, ~22 us a span;
-five spans a request: SERVER, CLIENT and three `apply_guardrail` verdicts), 12% in the
-SDK's metric instruments and 15% in our frame reading and span rebuilding; in the serving
-process the telemetry code is ~21% of the GIL's time and the guardrails ~11%. With
-everything on, the serving process, its export process, the mock, `hey` and the
-receiver share two cores, and the first two alone use ~1.2 cores at ~3,000 rps:
-4x Portkey (~5,100 rps) would need the gateway and its exporter under ~300 us a request
-together. That target stays unmet; the work moved off the serving core, it did not go away.
+264 us, plus 204 us in the OTLP export process. In that run two thirds of the export
+process was the SDK exporter's protobuf encoding (`encode_spans`; five spans a request:
+SERVER, CLIENT and three `apply_guardrail` verdicts). Since then (after this run) the export
+process encodes with `gateway/telemetry/spans_to_otlp.py`, which builds each repeated
+attribute pair once and yields the SDK's very bytes (a test holds them equal): 1.9-2.3x
+faster over the spans of 100 requests (`python -m benchmarks.telemetry`, ~14 vs 27-35 us a
+span), and the export process's CPU per request with everything on went 350 -> 255 us (A/B
+in one sitting, three rounds each, on a day this machine ran ~2x slower than this run; rps
+within noise). `benchmarks/profile-full.txt` (`python -m benchmarks.profile --full`, both
+processes sampled, after the change) puts half the export process in that encoding (a fifth
+of it protobuf copying attribute pairs in C), 17% in the SDK's metric instruments and 20%
+in frame reading and span rebuilding; in the serving process the telemetry code is ~20% of
+the GIL's time and the guardrails ~11%. With everything on, the serving process, its export
+process, the mock, `hey` and the receiver share two cores, and the first two alone used
+~1.2 cores at ~3,000 rps in this run: 4x Portkey (~5,100 rps) would need the gateway and its
+exporter under ~300 us a request together. That target stays unmet.
 
 Streams: nginx adds 0.1-0.3 ms to the first chunk here, so the machine does not forbid
 the 0.5 ms target; every Python relay on uvicorn misses it (the floor as much as ours).
