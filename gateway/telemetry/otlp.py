@@ -28,11 +28,12 @@ def otlp_protocol() -> str:
 
 
 def otlp_span_exporter() -> SpanExporter:
-    """The OTLP span exporter OTEL_EXPORTER_OTLP_PROTOCOL asks for (default http/protobuf)."""
+    """The OTLP span exporter OTEL_EXPORTER_OTLP_PROTOCOL asks for (default http/protobuf):
+    the SDK's, encoding with `spans_to_otlp`."""
     if otlp_protocol() == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from gateway.telemetry.otlp_grpc import GRPCSpanExporter
 
-        return OTLPSpanExporter()
+        return GRPCSpanExporter()
     from gateway.telemetry.otlp_http import HTTPSpanExporter
 
     return HTTPSpanExporter()

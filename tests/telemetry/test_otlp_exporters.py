@@ -1,16 +1,19 @@
-"""The OTLP/HTTP span exporter: its own encoding through the SDK's HTTP client and
-settings, and the SDK's own handling where it steps aside."""
+"""The OTLP span exporters: over HTTP, their own encoding through the SDK's HTTP client
+and settings, and the SDK's own handling where it steps aside; over gRPC, their own
+encoding in the SDK's exporter."""
 
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc_trace_exporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from benchmarks.mock_upstream import free_port
 from gateway.telemetry.otlp import otlp_span_exporter
+from gateway.telemetry.otlp_grpc import GRPCSpanExporter
 from gateway.telemetry.otlp_http import HTTPSpanExporter
-from tests.telemetry.otlp_receiver import HttpReceiver
+from tests.telemetry.otlp_receiver import GrpcReceiver, HttpReceiver
 from tests.telemetry.test_spans_to_otlp import ATTRS, records
 
 
@@ -62,3 +65,23 @@ def test_an_oversized_batch_and_a_shut_down_exporter_are_the_sdks_refusals(
     exporter.shutdown()  # type: ignore[no-untyped-call]
     assert exporter.export(records()) is SpanExportResult.FAILURE
     assert receiver.received.spans == []
+
+
+def test_grpc_spans_go_out_without_the_sdks_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise AssertionError("the SDK's encoder was used")
+
+    monkeypatch.setattr(grpc_trace_exporter, "encode_spans", refuse)
+    with GrpcReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
+        exporter = otlp_span_exporter()
+        assert isinstance(exporter, GRPCSpanExporter)
+        assert exporter.export(records()) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+    assert [s.name for s in receiver.received.spans][:2] == [
+        "POST /v1/chat/completions",
+        "chat up-gpt",
+    ]
+    assert receiver.received.spans[1].attributes == {**ATTRS, "server.port": 2}
