@@ -114,8 +114,10 @@ def attributes(attrs: Mapping[str, Any] | None) -> list[KeyValue]:
                 encoded.append(_scalar_pair(key, value))
             else:
                 encoded.append(KeyValue(key=key, value=_value(value)))
-        except TypeError:
-            log.error("OTLP: attribute %s has a value of type %s; left out", key, type(value))
+        except (TypeError, ValueError) as error:  # a type OTLP lacks, an int past int64
+            # the value itself is never logged: it may be content
+            log.error("OTLP: attribute %s (%s, %s) left out", key, type(value).__name__,
+                      type(error).__name__)  # fmt: skip
     return encoded
 
 

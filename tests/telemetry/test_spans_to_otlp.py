@@ -111,9 +111,9 @@ def test_true_1_and_1_0_stay_different_values() -> None:
 def test_an_attribute_it_cannot_encode_is_left_out(caplog: pytest.LogCaptureFixture) -> None:
     span = from_record(
         span_record("s", SpanKind.INTERNAL, TRACE, SPAN, None, False, "01", None,
-                    StatusCode.UNSET, 1, 2, {"ok": "yes", "bad": object()}),
+                    StatusCode.UNSET, 1, 2, {"ok": "yes", "bad": object(), "huge": 2**70}),
         gateway_resource(), SCOPE,
     )  # fmt: skip
     decoded = ExportTraceServiceRequest.FromString(encode_spans([span]))
     assert [kv.key for kv in decoded.resource_spans[0].scope_spans[0].spans[0].attributes] == ["ok"]
-    assert "bad" in caplog.text
+    assert "bad" in caplog.text and "huge" in caplog.text
