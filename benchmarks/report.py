@@ -136,23 +136,28 @@ us, the default Prometheus metrics 125, + the DuckDB request log 153, the defaul
 guardrails (secrets + PII in, secrets out) with Prometheus 163; DuckDB + OTLP + guardrails
 264 us, plus 204 us in the OTLP export process. In that run two thirds of the export
 process was the SDK exporter's protobuf encoding (`encode_spans`; five spans a request:
-SERVER, CLIENT and three `apply_guardrail` verdicts). Since then (after this run) the export
-process encodes with `gateway/telemetry/spans_to_otlp.py`, which builds each repeated
-attribute pair once and yields the SDK's very bytes (a test holds them equal): 1.9-2.3x
-faster over the spans of 100 requests (`python -m benchmarks.telemetry`, ~14 vs 27-35 us a
-span), and the export process's CPU per request with everything on went 350 -> 255 us (A/B
-in one sitting, three rounds each, on a day this machine ran ~2x slower than this run; rps
-within noise). `benchmarks/profile-full.txt` (`python -m benchmarks.profile --full`, both
-processes sampled, after the change) puts half the export process in that encoding (a fifth
-of it protobuf copying attribute pairs in C), 17% in the SDK's metric instruments and 20%
-in frame reading and span rebuilding; in the serving process the telemetry code is ~20% of
-the GIL's time and the guardrails ~11%. With everything on, the serving process, its export
-process, the mock, `hey` and the receiver share two cores, and the first two alone used
-~1.2 cores at ~3,000 rps in this run: 4x Portkey (~5,100 rps) would need the gateway and its
-exporter under ~300 us a request together. That target stays unmet.
+SERVER, CLIENT and three `apply_guardrail` verdicts). The export process now encodes with
+`gateway/telemetry/spans_to_otlp.py`, which builds each repeated attribute pair once and
+yields the SDK's very bytes (a test holds them equal): 1.9-2.3x faster over the spans of
+100 requests (`python -m benchmarks.telemetry`, ~14 vs 27-35 us a span), and the export
+process's CPU per request with everything on went 350 -> 255 us (A/B in one sitting, three
+rounds each). This run includes that encoder; full-telemetry throughput did not move
+with it (3,109 rps in the run before, 3,024 in this one: within noise).
+`benchmarks/profile-full.txt` (`python -m benchmarks.profile --full`, both processes
+sampled) puts half the export
+process in that encoding (a fifth of it protobuf copying attribute pairs in C), 17% in the
+SDK's metric instruments and 20% in frame reading and span rebuilding; in the serving
+process the telemetry code is ~20% of the GIL's time and the guardrails ~11%. With
+everything on, the serving process, its export process, the mock, `hey` and the receiver
+share two cores, and the first two alone used ~1.2 cores at ~3,000 rps: 4x Portkey (~5,000
+rps) leaves ~400 us of CPU a request for all five processes; the mock and `hey` take ~95,
+the gateway serving without OTLP ~165-190 (telemetry off 111, Prometheus 125, + DuckDB 153,
++ guardrails 163), so all of OTLP (five spans, both processes, the receiver's parse) would
+have to fit in ~100 us where it takes ~355 now. That target stays unmet.
 
-Streams: nginx adds 0.1-0.3 ms to the first chunk here, so the machine does not forbid
-the 0.5 ms target; every Python relay on uvicorn misses it (the floor as much as ours).
+Streams: nginx adds 0.1-0.45 ms to the first chunk here (runs differ), so the machine does
+not forbid the 0.5 ms target; every Python relay on uvicorn misses it (the floor as much
+as ours).
 Marks inside `gateway serve` (perf_counter at uvicorn's `data_received`, at each pipeline
 stage and at the upstream write; each stream request arriving after ~200 ms of idleness,
 as in section 2) put the request path at ~460 us before the upstream has the request:
