@@ -155,16 +155,24 @@ the gateway serving without OTLP ~165-190 (telemetry off 111, Prometheus 125, + 
 + guardrails 163), so all of OTLP (five spans, both processes, the receiver's parse) would
 have to fit in ~100 us where it takes ~355 now. That target stays unmet.
 
-Streams: nginx adds 0.1-0.45 ms to the first chunk here (runs differ), so the machine does
+Streams: nginx adds 0.0-0.45 ms to the first chunk here (runs differ), so the machine does
 not forbid the 0.5 ms target; every Python relay on uvicorn misses it (the floor as much
-as ours).
-Marks inside `gateway serve` (perf_counter at uvicorn's `data_received`, at each pipeline
-stage and at the upstream write; each stream request arriving after ~200 ms of idleness,
-as in section 2) put the request path at ~460 us before the upstream has the request:
-uvicorn to our middleware ~166 us, routing and request context ~68, reading and parsing the
-body ~108, building and writing the upstream request ~61, about twice the same path warm
-(~250 us). Relaying a chunk takes ~27 us from the upstream's bytes to our write. The cost
-is Python running cold after idleness, spread over every layer; no one stage holds it.
+as ours). In section 2 the gateway has sat idle ~200 ms (the direct stream before it) when
+each stream request arrives. `benchmarks/marks.txt` (`python -m benchmarks.marks`:
+perf_counter marks wrapped around uvicorn's `data_received`, the pipeline's stages, the
+upstream write and read, and our first writes to the client) times the same code warm
+(streams back to back) and after that idleness: from the request's bytes to the upstream
+write 125 vs 667 us (uvicorn to our middleware 40 vs 193, reading and parsing the body 30
+vs 271), and from the upstream's first bytes to our first chunk out 99 vs 343 us; a
+non-stream request, warm, takes 112 us to the upstream write (the marks' wrappers add
+a few us each).
+`benchmarks/idle.txt` (`python -m benchmarks.idle`) times ours, the floor and nginx
+as the machine idles and with the CPUs kept out of idle states (a PM QoS request of 0 us,
+evidence only; rounds alternating): kept awake, the sequential added median drops
+(ours ~0.19 -> ~0.12 ms) but ours' first chunk moves little (0.67-0.72 -> 0.62-0.63 ms;
+0.40 in one earlier run), so most of that cost is Python code running cold after the
+idle spell (caches and predictors refilled), spread over every layer, not wake-up
+latency alone and not one stage.
 Garbage collection was the p99 killer under load (gen-2 collections walking the startup
 heap): the gateway calls `gc.freeze()` after startup.
 """
