@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import platform
 import shutil
 import statistics
 import struct
@@ -36,7 +35,7 @@ import orjson
 from benchmarks import peers
 from benchmarks.mock_upstream import free_port
 from benchmarks.peers import Target
-from benchmarks.suite import CHAT, against_direct, streaming
+from benchmarks.suite import CHAT, against_direct, streaming, write_figures
 
 
 def say(out: list[str], line: str) -> None:
@@ -128,11 +127,7 @@ def main() -> None:
     idle_hop(out, 30 if smoke else 300)
     awake_vs_idle(out, *((50, 5) if smoke else (1000, 100)))
     if not smoke:
-        machine = (
-            f"{os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}"
-        )
-        header = f"python -m benchmarks.idle, {time.strftime('%Y-%m-%d')}, {machine}"
-        Path(__file__).with_name("idle.txt").write_text("\n".join([header, "", *out]) + "\n")
+        write_figures(Path(__file__).with_name("idle.txt"), "python -m benchmarks.idle", out)
 
 
 if __name__ == "__main__":

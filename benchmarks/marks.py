@@ -1,6 +1,7 @@
 """Where a stream request's time goes inside `gateway serve`, warm and after idleness.
 
-    python -m benchmarks.marks          # streams back to back, then 10 ms apart, then non-stream
+    python -m benchmarks.marks   # streams back to back, 10 ms apart, non-stream
+                                 # -> prints, and writes benchmarks/marks.txt
 
 The gateway runs in a child process with perf_counter marks wrapped around its stages
 (uvicorn's `data_received`, our middleware, the pipeline's stages, the upstream write and
@@ -29,7 +30,7 @@ from typing import Any
 from benchmarks import peers
 from benchmarks.mock_upstream import free_port
 from benchmarks.peers import Target
-from benchmarks.suite import sequential, streaming
+from benchmarks.suite import sequential, streaming, write_figures
 
 
 class Marks:
@@ -146,10 +147,13 @@ def case(interval_ms: float, stream: bool) -> str:
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         sys.exit(serve_with_marks(Path(sys.argv[2]), sys.argv[3:]))
+    lines: list[str] = []
     for title, interval, stream in (("streams, chunks back to back (warm)", 0.0, True),
                                     ("streams, chunks 10 ms apart (after ~200 ms idle)", 10.0, True),
                                     ("non-stream, back to back (warm)", 0.0, False)):  # fmt: skip
-        print(f"{title}:\n{case(interval, stream)}")
+        lines += [f"{title}:", case(interval, stream), ""]
+        print("\n".join(lines[-3:]), flush=True)
+    write_figures(Path(__file__).with_name("marks.txt"), "python -m benchmarks.marks", lines)
 
 
 if __name__ == "__main__":

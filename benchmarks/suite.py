@@ -105,6 +105,19 @@ def streaming(
     return out
 
 
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": sys.version.split()[0]}  # fmt: skip
+
+
+def write_figures(path: Path, command: str, lines: list[str]) -> None:
+    """A plain-text result file (`benchmarks/idle.txt`, `marks.txt`): the command, the
+    date and the machine, then the lines as printed."""
+    m = machine()
+    header = f"{command}, {time.strftime('%Y-%m-%d')}, {m['cpus']} CPUs, {m['platform']}, Python {m['python']}"
+    path.write_text("\n".join([header, "", *lines]) + "\n")
+
+
 def against_direct(direct: Target, targets: list[Target], n: int, streams: int) -> dict[str, Any]:
     """Scenarios 1 and 2, each target alternating with direct, its own baseline at the same
     cadence. A round robin over all targets would time each gateway after the others'
@@ -301,8 +314,7 @@ def main() -> None:
         args.soak = args.peer_soak = 2000
         args.out = Path(tempfile.gettempdir()) / "BENCHMARKS.smoke.md"
     results = run(args)
-    results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
-                          "python": sys.version.split()[0]}  # fmt: skip
+    results["machine"] = machine()
     if not args.smoke:
         results["machine"]["litellm"] = peers.litellm_version()
         results["machine"]["portkey"] = peers.PORTKEY_SPEC
