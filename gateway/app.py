@@ -4,6 +4,7 @@ routes, and the lifespan that builds the one `GatewayState` every request reache
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from gateway.reload import PolicyReloader
 from gateway.routes import ROUTES
 from gateway.runtime import Runtime
 from gateway.state import GatewayState, build_sinks, prometheus_registry
+from gateway.telemetry import tokens
 
 POLICY_ENV = "GATEWAY_POLICY"
 ACCESS_LOG_ENV = "GATEWAY_ACCESS_LOG"
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     @asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[dict[str, GatewayState]]:
         loaded = settings.preloaded or load_policy(settings.policy_path)
+        await asyncio.to_thread(tokens.preload)  # what token estimates need, off the loop
         runtime = Runtime(loaded)
         sinks = build_sinks(runtime, settings.access_log)
         state = GatewayState(runtime, sinks=sinks, metrics=prometheus_registry(sinks))

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from gateway.errors import AuthenticationFailed
+from gateway.errors import AuthenticationFailed, Forbidden
 from gateway.policy.models import AuthConfig
 
 
@@ -22,9 +22,28 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return headers.get("api-key") or headers.get("x-api-key")
 
 
+LOOPBACK = ("127.", "::1", "localhost")
+
+
 class KeyChecker:
     def __init__(self, config: AuthConfig) -> None:
         self._keys = [(bytes.fromhex(k.sha256), k.id) for k in config.keys]
+        metrics = config.metrics_key_sha256
+        self._metrics = bytes.fromhex(metrics) if metrics else None
+
+    def authorize_metrics(self, headers: Mapping[str, str], client: str | None) -> None:
+        """`/metrics` names key ids: with `auth.metrics_key_sha256` it takes that key (and
+        no gateway key); without, it answers loopback clients only (a local Prometheus)."""
+        if self._metrics is None:
+            if client is None or client.startswith(LOOPBACK):
+                return
+            raise Forbidden(
+                "Metrics are served to loopback clients only: set auth.metrics_key_sha256 to "
+                "scrape from elsewhere."
+            )
+        key = presented_key(headers)
+        if not key or not hmac.compare_digest(hashlib.sha256(key.encode()).digest(), self._metrics):
+            raise AuthenticationFailed("This endpoint takes the metrics key.")
 
     @property
     def enabled(self) -> bool:

@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = tools.add_parser("eval", help="precision, recall, F1, FPR and latency per scanner")
     evaluate.add_argument("dataset", type=Path)
     evaluate.add_argument(
-        "--policy", help="where the guardrails come from (default: pii + secrets)"
+        "--policy",
+        help="where the guardrails come from (default: pii, secrets and injection "
+        "(prompt_injection), each with its default settings)",
     )
     evaluate.add_argument("--guardrail", action="append", help="only these (repeatable)")
     models = commands.add_parser("models", help="the built-in local models")
@@ -129,7 +131,7 @@ def check(path: str) -> int:
 
 
 def evaluate_guardrails(args: argparse.Namespace) -> int:
-    from gateway.guardrails.evaluate import HEADER, evaluate, load
+    from gateway.guardrails.evaluate import HEADER, DatasetError, evaluate, load
 
     if args.policy:
         configs = dict(load_policy(args.policy).policy.guardrails)
@@ -144,7 +146,11 @@ def evaluate_guardrails(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown guardrail(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
-    rows = load(args.dataset)
+    try:
+        rows = load(args.dataset)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     table_rows = [asyncio.run(evaluate(build_guardrail(n, configs[n]), rows)).row(n) for n in names]
     print(stats.table(HEADER, table_rows))
     return 0
@@ -189,6 +195,7 @@ def run_server(args: argparse.Namespace) -> int:
         "access_log": False,
         "lifespan": "on",
         "timeout_graceful_shutdown": 30,
+        "http": "gateway.server:GatewayHttpProtocol",  # timeouts, connection limit, HTTP/1.0
         "proxy_headers": False,  # nothing reads the client's address; saves a layer a request
     }
     if args.workers > 1:

@@ -49,6 +49,7 @@ class RequestContext:
     started_unix: float = field(default_factory=time.time)
     operation: str | None = None
     model: str | None = None
+    model_label: str = ""  # `model` as metrics label it: a policy's model, "other" or ""
     provider: str | None = None
     upstream_model: str | None = None
     stream: bool = False

@@ -55,6 +55,17 @@ class InvalidRequest(GatewayError):
     code = "invalid_request"
 
 
+class UnsupportedParameter(InvalidRequest):
+    code = "unsupported_parameter"
+
+    def __init__(self, param: str, detail: str | None = None) -> None:
+        super().__init__(
+            f"Unsupported parameter: '{param}' is not supported with this model."
+            + (f" ({detail})" if detail else ""),
+            param=param,
+        )
+
+
 class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
 
@@ -63,6 +74,12 @@ class AuthenticationFailed(GatewayError):
     status = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
+
+
+class Forbidden(GatewayError):
+    status = 403
+    type = "invalid_request_error"
+    code = "forbidden"
 
 
 class NotFound(GatewayError):
@@ -92,6 +109,21 @@ class PayloadTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class RequestTimeout(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
+class ClientClosedRequest(GatewayError):
+    """The client went away before its request was read (nginx's 499). Nobody reads
+    the answer; the status is for the log and the request row."""
+
+    status = 499
+    type = "invalid_request_error"
+    code = "client_disconnected"
+
+
 class UnsupportedMediaType(GatewayError):
     status = 415
     type = "invalid_request_error"
@@ -102,6 +134,14 @@ class UpstreamUnreachable(GatewayError):
     status = 502
     type = "api_error"
     code = "upstream_unreachable"
+
+
+class UpstreamInvalidResponse(GatewayError):
+    """The upstream answered 2xx with something that is not an OpenAI response."""
+
+    status = 502
+    type = "api_error"
+    code = "upstream_invalid_response"
 
 
 class UpstreamTimeout(GatewayError):

@@ -16,12 +16,35 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.context import RequestContext, new_trace_id
-from gateway.errors import GatewayError, MethodNotAllowed, NotFound
+from gateway.errors import ClientClosedRequest, GatewayError, MethodNotAllowed, NotFound
 from gateway.state import GatewayState
 
 log = logging.getLogger("gateway.error")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+# W3C Trace Context, section 3.3: key=value list-members, at most 32, at most 512 chars
+_KEY = r"(?:[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})"
+_VALUE = r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+TRACESTATE_MEMBER = re.compile(f"({_KEY})=({_VALUE})")
+TRACESTATE_MAX_MEMBERS, TRACESTATE_MAX_CHARS = 32, 512
+
+
+def valid_tracestate(header: str) -> str | None:
+    """The header's list-members rejoined, or None when any member (or the whole) is
+    invalid: a vendor's state is forwarded only as the spec allows it."""
+    if len(header) > TRACESTATE_MAX_CHARS:
+        return None
+    members = [m.strip(" \t") for m in header.split(",")]
+    members = [m for m in members if m]
+    keys = set()
+    for member in members:
+        match = TRACESTATE_MEMBER.fullmatch(member)
+        if match is None or match.group(1) in keys:
+            return None
+        keys.add(match.group(1))
+    if not members or len(members) > TRACESTATE_MAX_MEMBERS:
+        return None
+    return ",".join(members)
 
 
 def request_context(scope: Scope) -> RequestContext:
@@ -40,7 +63,7 @@ def request_context(scope: Scope) -> RequestContext:
         _, trace_id, parent, flags = traceparent.split("-")
         if trace_id != "0" * 32 and parent != "0" * 16:
             ctx.trace_id, ctx.parent_span_id, ctx.trace_flags = trace_id, parent, flags
-            ctx.tracestate = tracestate
+            ctx.tracestate = valid_tracestate(tracestate) if tracestate else None
     return ctx
 
 
@@ -86,6 +109,7 @@ async def fail(
     logged with its trace and answered with a bare 500 (never the trace)."""
     if isinstance(exc, GatewayError | HTTPException) and not started:
         error = exc if isinstance(exc, GatewayError) else routing_error(scope, exc)
+        ctx.client_disconnected = isinstance(exc, ClientClosedRequest)
         if ctx.error_type is None:
             ctx.error_type = error.error_type
         await send_error(send, error)

@@ -6,6 +6,7 @@ auth -> parse -> prompt resolution -> input guardrails -> cache lookup -> route
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.requests import Request
@@ -20,7 +21,7 @@ from gateway.providers.base import (
     Operation,
     UnsupportedOperation,
 )
-from gateway.relay import json_response, sse_response
+from gateway.relay import json_response, sse_response, unless_client_leaves
 from gateway.requests import ParsedRequest, read_request
 from gateway.runtime import Runtime, Target
 from gateway.state import GatewayState
@@ -31,13 +32,13 @@ async def handle(request: Request, operation: Operation) -> Response:
     ctx: RequestContext = request.state.ctx
     runtime = bind_runtime(state, ctx)
     ctx.key_id = runtime.keys.authenticate(request.headers)
-    call = await read_request(request, operation, runtime.policy.server.max_body_bytes, ctx)
+    call = await read_request(request, operation, runtime.policy.server, ctx)
     resolve_prompt(runtime, call)
     await guard_input(runtime, ctx, call)
     if (cached := await state.cache.get(ctx, call)) is not None:
         return record(ctx, cached)
     targets = route(runtime, ctx, call)
-    result = await call_provider(ctx, targets, call)
+    result = await unless_client_leaves(request.receive, call_provider(ctx, targets, call))
     result = await guard_output(runtime, ctx, result)
     return record(ctx, result)
 
@@ -84,6 +85,11 @@ async def call_provider(
                 result: Completion | ChunkStream = await target.provider.stream(request)
             else:
                 result = await target.provider.complete(request)
+        except asyncio.CancelledError:  # the client left (or shutdown): the call is abandoned
+            ctx.attempts.append(
+                attempt(target, 499, started, "client_disconnected", span_id, started_unix)
+            )
+            raise
         except GatewayError as exc:
             ctx.attempts.append(
                 attempt(target, exc.status, started, exc.error_type, span_id, started_unix)

@@ -6,20 +6,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import anyio
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.context import RequestContext
-from gateway.errors import GatewayError
+from gateway.errors import ClientClosedRequest, GatewayError
 from gateway.providers.base import ChunkStream, Completion
 from gateway.telemetry.usage import observe_chunk, observe_completion
 
 log = logging.getLogger("gateway.relay")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 DONE = b"data: [DONE]\n\n"
+T = TypeVar("T")
 
 
 def json_response(ctx: RequestContext, completion: Completion) -> Response:
@@ -77,6 +79,33 @@ class SSEResponse(StreamingResponse):
             state["finished"] = True
             watcher.cancel()
             await aclose(self.body_iterator)
+
+
+async def unless_client_leaves(receive: Receive, work: Awaitable[T]) -> T:
+    """Await `work` (an upstream call, a local generation) while watching the client: if
+    it disconnects first, the work is cancelled (the upstream request closed, the
+    generation stopped) and ClientClosedRequest raised, as a stream's relay does."""
+    task = asyncio.current_task()
+    assert task is not None
+    state = {"done": False, "left": False}
+
+    def on_disconnect(watcher: asyncio.Task[None]) -> None:
+        if not watcher.cancelled() and not state["done"]:
+            state["left"] = True
+            task.cancel()
+
+    watcher = asyncio.create_task(wait_for_disconnect(receive))
+    watcher.add_done_callback(on_disconnect)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not state["left"]:
+            raise
+        task.uncancel()
+        raise ClientClosedRequest("The client closed the connection before the answer.") from None
+    finally:
+        state["done"] = True
+        watcher.cancel()
 
 
 async def wait_for_disconnect(receive: Receive) -> None:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from gateway.context import RequestContext
-from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import (
+    ClientClosedRequest,
+    InvalidRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
+from gateway.policy.models import ServerConfig
 from gateway.providers.base import Operation, UpstreamRequest
+from gateway.validation import check_depth, check_fields
 
 SPAN_PARAMS = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k",
                "frequency_penalty", "presence_penalty", "seed", "n", "stop")  # fmt: skip
@@ -45,20 +54,38 @@ class ParsedRequest:
         return isinstance(options, dict) and options.get("include_usage") is True
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+def is_json(content_type: str) -> bool:
+    """`application/json` or a `+json` type, parameters (charset) aside."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and
+                                            media.endswith("+json"))  # fmt: skip
+
+
+async def read_body(request: Request, server: ServerConfig) -> bytes:
     content_type = request.headers.get("content-type", "application/json")
-    if "json" not in content_type.lower():
+    if not is_json(content_type):
         raise UnsupportedMediaType(f"Content-Type must be application/json, not {content_type!r}.")
+    limit = server.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(server.body_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"The request body was not received within {server.body_timeout_s:g} s."
+        ) from None
+    except ClientDisconnect:
+        raise ClientClosedRequest(
+            "The client closed the connection while sending its request."
+        ) from None
     return b"".join(chunks)
 
 
@@ -69,6 +96,7 @@ def parse_body(raw: bytes, operation: Operation) -> ParsedRequest:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    check_depth(body, raw)
     for name in REQUIRED[operation]:
         if body.get(name) is None:
             raise InvalidRequest(
@@ -79,11 +107,8 @@ def parse_body(raw: bytes, operation: Operation) -> ParsedRequest:
     model = body["model"]
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' must be a non-empty string.", param="model")
-    if operation == "chat":
-        check_messages(body["messages"])
+    check_fields(body, operation)
     stream = body.get("stream", False)
-    if stream is not None and not isinstance(stream, bool):
-        raise InvalidRequest("'stream' must be a boolean.", param="stream")
     if body.get("stream_options") is not None and not stream:
         raise InvalidRequest(
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
@@ -94,21 +119,11 @@ def parse_body(raw: bytes, operation: Operation) -> ParsedRequest:
     return ParsedRequest(operation, body, model, bool(stream))
 
 
-def check_messages(messages: Any) -> None:
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' must be a non-empty array.", param="messages")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise InvalidRequest(
-                f"'messages[{i}]' must be an object with a 'role'.", param=f"messages[{i}]"
-            )
-
-
 async def read_request(
-    request: Request, operation: Operation, limit: int, ctx: RequestContext
+    request: Request, operation: Operation, server: ServerConfig, ctx: RequestContext
 ) -> ParsedRequest:
     ctx.operation = operation
-    call = parse_body(await read_body(request, limit), operation)
+    call = parse_body(await read_body(request, server), operation)
     ctx.model, ctx.stream = call.model, call.stream
     ctx.client_wants_usage = call.wants_usage
     ctx.request_body = call.body

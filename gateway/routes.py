@@ -72,6 +72,8 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     state: GatewayState = request.state.gateway
+    client = request.client.host if request.client else None
+    state.runtime.keys.authorize_metrics(request.headers, client)
     if state.metrics is None:
         raise NotFound("Metrics are not enabled.")
     return Response(generate_latest(state.metrics), media_type=CONTENT_TYPE_LATEST)

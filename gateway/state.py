@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -16,6 +17,8 @@ from gateway.telemetry.cost import Pricing
 from gateway.telemetry.duckdb_sink import DuckDBSink
 from gateway.telemetry.otel import OTelSink
 
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})  # not requests to log
+
 
 @dataclass
 class GatewayState:
@@ -26,11 +29,12 @@ class GatewayState:
     ready: bool = False
     metrics: CollectorRegistry | None = None  # what /metrics serves
     pricing: Pricing = field(default_factory=Pricing)
+    # connections the server protocol refused (over max_connections) or timed out
+    connection_faults: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        self._sampler = next(
-            (s for s in self.sinks if isinstance(s, OTelSink) and s.sampler is not None), None
-        )
+        self._otel = next((s for s in self.sinks if isinstance(s, OTelSink)), None)
+        self._sampler = self._otel if self._otel and self._otel.sampler is not None else None
 
     def start(self, ctx: RequestContext) -> None:
         """A request has arrived: decide whether its trace is sampled (when spans are
@@ -41,9 +45,16 @@ class GatewayState:
     def finish(self, ctx: RequestContext) -> None:
         """A request's response has been delivered (or abandoned): settle its tokens and
         cost, then tell every sink."""
+        if ctx.operation is None and ctx.path in PROBES:
+            if self._otel is not None:  # no row, span or GenAI metric: a plain count
+                self._otel.probe(ctx.path, ctx.status)
+            return
         policy = self.runtime.policy
         model = policy.models.get(ctx.model or "")
         price = model.price if model is not None else None
+        # a metric label takes the policy's model names only: a client's made-up names
+        # would each add a series (and memory) without bound
+        ctx.model_label = ctx.model or "" if model is not None else ("other" if ctx.model else "")
         settle(ctx, self.pricing, price, policy.telemetry.capture_content)
         for sink in self.sinks:
             sink.record(ctx)

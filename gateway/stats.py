@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ STATS_SQL = """
 SELECT {group} AS "{label}", count(*) AS requests,
        count(*) FILTER (WHERE status >= 400) AS errors,
        sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-       sum(cost_usd) AS cost_usd,
+       round(sum(cost_usd), 6) AS cost_usd,
        round(count(*) FILTER (WHERE cache_status = 'hit') / count(*), 3) AS cache_hit_rate,
        round(quantile_cont(latency_ms, 0.5), 2) AS p50_ms,
        round(quantile_cont(latency_ms, 0.95), 2) AS p95_ms,
@@ -85,8 +86,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cell(value: Any) -> str:
+    """Numbers as people write them: floats to at most 3 decimals (a FLOAT column holds
+    151.44 as 151.44000244140625), Decimals without trailing zeros."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 0.001:
+            return f"{value:.3g}"
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, Decimal):
+        text = format(value.normalize(), "f")
+        return text if text != "-0" else "0"
+    return str(value)
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [list(header)] + [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [list(header)] + [[cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells

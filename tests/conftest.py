@@ -14,6 +14,7 @@ import uvicorn
 
 from benchmarks.mock_upstream import MockUpstream, free_port
 from gateway.app import Settings, create_app
+from gateway.server import GatewayHttpProtocol
 
 POLICY = """\
 version: 1
@@ -30,13 +31,13 @@ providers:
   azure:
     type: azure
     base_url: {mock}
-    api_key: az-secret
+    api_key: ${{TEST_AZURE_KEY:-az-secret}}
     api_version: 2024-10-21
     timeout_s: 1
   claude:
     type: anthropic
     base_url: {mock}/v1
-    api_key: sk-ant-secret
+    api_key: ${{TEST_ANTHROPIC_KEY:-sk-ant-secret}}
     timeout_s: 1
 models:
 {models}
@@ -83,6 +84,7 @@ class GatewayServer:
             lifespan="on",
             access_log=False,
             timeout_graceful_shutdown=5,
+            http=GatewayHttpProtocol,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -185,3 +185,33 @@ def test_guardrails_eval_prints_scores_per_scanner(tmp_path: Path) -> None:
     precision, recall = (float(x) for x in spans.stdout.splitlines()[2].split()[1:3])
     assert precision > 0.9 and recall > 0.9
     assert run("guardrails", "eval", str(data), "--guardrail", "nope").returncode == 2
+
+
+def test_guardrails_eval_undefined_figures_and_bad_lines(tmp_path: Path) -> None:
+    benign = tmp_path / "benign.jsonl"
+    benign.write_text('{"text": "nothing here", "label": "benign"}\n')
+    out = run("guardrails", "eval", str(benign), "--guardrail", "secrets")
+    assert out.returncode == 0, out.stderr
+    # nothing flagged and nothing to find: precision, recall and F1 are undefined
+    assert out.stdout.splitlines()[2].split()[1:5] == ["n/a", "n/a", "n/a", "0.000"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok", "label": "benign"}\n{"text": "cut\n[1]\n')
+    out = run("guardrails", "eval", str(bad))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{bad}:2: not JSON" in out.stderr
+    bad.write_text('{"text": "ok", "label": "benign"}\n[1]\n')
+    out = run("guardrails", "eval", str(bad))
+    assert out.returncode == 2 and f"{bad}:2: expected an object" in out.stderr
+    help_text = run("guardrails", "eval", "--help").stdout
+    assert "pii, secrets and injection" in " ".join(help_text.split())
+
+
+def test_stats_and_logs_print_numbers_without_float_noise() -> None:
+    from decimal import Decimal
+
+    from gateway.stats import cell
+
+    assert cell(151.44000244140625) == "151.44"
+    assert cell(151.39999389648438) == "151.4"
+    assert cell(Decimal("0.0001500000")) == "0.00015"
+    assert cell(0.0) == "0" and cell(None) == "" and cell(7) == "7"

@@ -105,9 +105,9 @@ def test_request_id_is_echoed_generated_and_sanitised(
             "missing_required_parameter",
         ),
         ({"json": {"model": "gpt"}}, 400, "missing_required_parameter"),
-        ({"json": {"model": "gpt", "messages": []}}, 400, "invalid_request"),
-        ({"json": {"model": "gpt", "messages": ["hi"]}}, 400, "invalid_request"),
-        ({"json": {**CHAT, "stream": "yes"}}, 400, "invalid_request"),
+        ({"json": {"model": "gpt", "messages": []}}, 400, "empty_array"),
+        ({"json": {"model": "gpt", "messages": ["hi"]}}, 400, "invalid_type"),
+        ({"json": {**CHAT, "stream": "yes"}}, 400, "invalid_type"),
         ({"json": {**CHAT, "stream_options": {"include_usage": True}}}, 400, "invalid_request"),
         ({"json": {**CHAT, "model": "gpt-nope"}}, 404, "model_not_found"),
         (

@@ -162,6 +162,9 @@ async def guard_input(
         await scan_slots(
             guardrail, slots if guardrail.judges_instructions else prompts, "input", ctx
         )
+        cap = getattr(guardrail, "cap_output", None)  # limits: no request goes unbounded
+        if cap is not None:
+            cap(body)
     return body
 
 

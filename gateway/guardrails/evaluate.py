@@ -31,23 +31,60 @@ class Score:
     latencies: list[float] = field(default_factory=list)
 
     def row(self, name: str) -> list[str]:
-        precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
-        recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        fpr = self.flagged_negatives / self.negatives if self.negatives else 0.0
+        """A figure whose denominator is 0 (precision with nothing flagged, recall with
+        nothing to find, FPR without negatives) is undefined: shown as n/a, not 0."""
+        precision = ratio(self.tp, self.tp + self.fp)
+        recall = ratio(self.tp, self.tp + self.fn)
+        f1 = None
+        if precision is not None and recall is not None:
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        fpr = ratio(self.flagged_negatives, self.negatives)
         lat = sorted(self.latencies)
-        p95 = lat[min(len(lat) - 1, int(len(lat) * 0.95))] if lat else 0.0
-        p50 = statistics.median(lat) if lat else 0.0
+        p95 = lat[min(len(lat) - 1, int(len(lat) * 0.95))] if lat else None
+        p50 = statistics.median(lat) if lat else None
         figures = (precision, recall, f1, fpr, p50, p95)
-        return [name, *(f"{x:.3f}" for x in figures), str(len(lat))]
+        return [name, *("n/a" if x is None else f"{x:.3f}" for x in figures), str(len(lat))]
+
+
+def ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+class DatasetError(Exception):
+    """A dataset line that is not a labelled row: its file, line and what is wrong."""
 
 
 HEADER = ["guardrail", "precision", "recall", "f1", "fpr", "p50_ms", "p95_ms", "rows"]
 
 
 def load(path: Path) -> list[dict[str, Any]]:
-    lines = path.read_text().split("\n")  # not splitlines(): texts may hold U+2028
-    return [json.loads(line) for line in lines if line.strip()]
+    try:
+        lines = path.read_text().split("\n")  # not splitlines(): texts may hold U+2028
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read: {exc}") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path}:{number}: not JSON: {exc.msg}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise DatasetError(f'{path}:{number}: expected an object with a "text" string')
+        if "spans" in row and not valid_spans(row["spans"]):
+            raise DatasetError(
+                f'{path}:{number}: "spans" must be a list of {{"start", "end", "entity_type"}}'
+            )
+        rows.append(row)
+    return rows
+
+
+def valid_spans(spans: Any) -> bool:
+    return isinstance(spans, list) and all(
+        isinstance(s, dict) and isinstance(s.get("start"), int) and isinstance(s.get("end"), int)
+        and isinstance(s.get("entity_type"), str) for s in spans
+    )  # fmt: skip
 
 
 async def timed_scan(guardrail: Guardrail, text: str, score: Score) -> list[Finding]:

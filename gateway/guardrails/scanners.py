@@ -139,6 +139,17 @@ class LimitsScanner(PolicyGuardrail):
                 return f"{count} input tokens (limit {config.max_input_tokens})"
         return None
 
+    def cap_output(self, body: dict[str, Any]) -> None:
+        """A request that names no output limit gets `max_output_tokens` as its own, so
+        that the limit bounds every generation, not only those that ask for more."""
+        limit = self.config.max_output_tokens
+        if limit is None or body.get("max_completion_tokens") or body.get("max_tokens"):
+            return
+        if "messages" in body:
+            body["max_completion_tokens"] = limit
+        elif "prompt" in body:
+            body["max_tokens"] = limit
+
     async def scan(self, text: str, request: dict[str, Any] | None = None) -> list[Finding]:
         return []
 

@@ -114,6 +114,25 @@ def _interpolate(value: Any, path: KeyPath, env: Mapping[str, str], out: _Locate
     return _ENV.sub(substitute, value)
 
 
+ENV_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}")
+
+
+def _literal_secrets(out: _Located) -> None:
+    """Provider keys come from the environment only: a literal in the file would end up in
+    version control, images and config maps."""
+    providers = out.data.get("providers")
+    for name, config in (providers or {}).items() if isinstance(providers, dict) else ():
+        key = config.get("api_key") if isinstance(config, dict) else None
+        if isinstance(key, str) and key and not ENV_REFERENCE.search(key):
+            out.issue(("providers", name, "api_key"),
+                      f"a literal secret: write `api_key: ${{{env_name(name)}}}` and set "
+                      f"{env_name(name)} in the environment")  # fmt: skip
+
+
+def env_name(provider: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", provider.upper()).strip("_") + "_API_KEY"
+
+
 def _merge(file: str, doc: Any, out: _Located) -> None:
     if not isinstance(doc, dict):
         out.issues.append(PolicyIssue(file, 1, "", "a policy file must be a YAML mapping"))
@@ -160,14 +179,16 @@ def parse_texts(texts: list[tuple[str, str]], env: Mapping[str, str] | None = No
         if node is not None:
             _index(node, (), name, out)
         _merge(name, doc, out)
+    _literal_secrets(out)
     data = _interpolate(out.data, (), os.environ if env is None else env, out)
-    if out.issues:
-        raise PolicyError(out.issues)
+    reported = {issue.path for issue in out.issues}  # each key path once, in one pass
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            out.issue(_error_path(err), _pydantic_message(err))
+            path = _error_path(err)
+            if format_path(path) not in reported:
+                out.issue(path, _pydantic_message(err))
         raise PolicyError(out.issues) from None
     for path, message in cross_reference_errors(policy):
         out.issue(path, message)

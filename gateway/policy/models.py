@@ -68,6 +68,8 @@ class LocalProviderConfig(Strict):
     max_batch: int = Field(default=8, ge=1, le=256)  # sequences decoded together
     # tokens per sequence (prompt + answer); the KV cache holds max_batch of them
     context_length: int = Field(default=4096, ge=16)
+    # a request without max_tokens generates at most this many (not the whole context)
+    default_max_tokens: int = Field(default=512, ge=1)
     # activations in the 4-bit matmuls: exact = float32; fast = int8 (~35% faster on
     # CPU, but a 135M model's greedy answers change); mixed = the prompt in float32,
     # the answer's tokens in int8 (near fast's speed, the prompt read exactly)
@@ -220,10 +222,15 @@ class ApiKey(Strict):
 class AuthConfig(Strict):
     keys: tuple[ApiKey, ...] = ()
     allow_unauthenticated_remote: bool = False
+    # /metrics: this key only (sha256 hex); unset, loopback clients only
+    metrics_key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class ServerConfig(Strict):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)  # the request head, whole
+    body_timeout_s: float = Field(default=60.0, gt=0, le=3600)  # the request body, whole
+    max_connections: int = Field(default=1024, ge=1)  # open client connections, per process
 
 
 class TelemetryConfig(Strict):

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
-
-from gateway.errors import UpstreamError, UpstreamUnreachable
+from gateway.errors import UpstreamError, UpstreamInvalidResponse, UpstreamUnreachable
 from gateway.policy.models import HttpProviderConfig
 from gateway.providers import openai_to_anthropic as translate
 from gateway.providers.base import (
@@ -22,8 +20,11 @@ from gateway.providers.base import (
     upstream_address,
 )
 from gateway.providers.transport import UpstreamResponse
+from gateway.providers.wire import parse
 
 DEFAULT_VERSION = "2023-06-01"
+# what a translation function raises on a document of the wrong shape
+TRANSLATION_ERRORS = (KeyError, TypeError, AttributeError, ValueError, IndexError)
 
 
 class AnthropicHTTP(UpstreamHTTP):
@@ -32,8 +33,11 @@ class AnthropicHTTP(UpstreamHTTP):
 
 
 class AnthropicStream:
-    def __init__(self, response: UpstreamResponse, url: str, include_usage: bool) -> None:
+    def __init__(
+        self, response: UpstreamResponse, url: str, include_usage: bool, http: UpstreamHTTP
+    ) -> None:
         self._response = response
+        self._http = http
         self._url = url
         self._translator = translate.StreamTranslator(include_usage)
         self._ended = False
@@ -41,12 +45,18 @@ class AnthropicStream:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for event in iter_sse(self._response, self._url):
-            data: Any = orjson.loads(event.data)
+            data: Any = parse(self._http.mask(event.data), "stream event")
             name = event.event or str(data.get("type", ""))
             if name == "error":
-                body, message = translate.error_from_upstream(500, event.data)
+                body, message = translate.error_from_upstream(500, self._http.mask(event.data))
                 raise UpstreamError(500, body, message, {})
-            for chunk in self._translator.feed(name, data):
+            try:
+                chunks = self._translator.feed(name, data)
+            except TRANSLATION_ERRORS:
+                raise UpstreamInvalidResponse(
+                    f"the upstream's {name!r} event is malformed"
+                ) from None
+            for chunk in chunks:
                 yield dumps(chunk)
             if name == "message_stop":
                 self._ended = True
@@ -87,15 +97,20 @@ class AnthropicProvider:
         response = await self.http.send(
             self.url, body, {**self._headers, **request.headers}, stream=False
         )
-        message = orjson.loads(response.content)
-        return Completion(dumps(translate.from_upstream(message)), relayed_headers(response))
+        message = parse(self.http.mask(response.content), "response")
+        try:
+            translated = translate.from_upstream(message)
+        except TRANSLATION_ERRORS:
+            raise UpstreamInvalidResponse("the upstream's message is malformed") from None
+        return Completion(dumps(translated), relayed_headers(response))
 
     async def stream(self, request: UpstreamRequest) -> AnthropicStream:
         body = dumps(translate.to_upstream(request.body))
         headers = {**self._headers, **request.headers, "accept": "text/event-stream"}
         response = await self.http.send(self.url, body, headers, stream=True)
         options = request.body.get("stream_options") or {}
-        return AnthropicStream(response, self.url, bool(options.get("include_usage")))
+        usage = bool(options.get("include_usage"))
+        return AnthropicStream(response, self.url, usage, self.http)
 
     async def aclose(self) -> None:
         await self.http.aclose()

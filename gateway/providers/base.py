@@ -88,6 +88,15 @@ class UpstreamHTTP:
         connect = config.connect_timeout_s
         self.timeout = Timeouts(connect=connect, read=config.timeout_s, pool=connect)
         self._urls: dict[str, tuple[Origin, str]] = {}
+        self.secrets = provider_secrets(config)
+
+    def mask(self, data: bytes) -> bytes:
+        """This provider's secrets out of whatever it sent back (a 401 that echoes the key,
+        a debugging proxy that reflects headers): never relayed, logged or recorded."""
+        for secret in self.secrets:
+            if secret in data:
+                data = data.replace(secret, MASK)
+        return data
 
     def _parsed(self, url: str) -> tuple[Origin, str]:
         """Parse each upstream URL once (httpx's and yarl's parsers cost ~20 us)."""
@@ -112,7 +121,8 @@ class UpstreamHTTP:
                 await response.aread()
                 await response.aclose()
             if response.status_code >= 400:
-                error, message = self.error_body(response.status_code, response.content)
+                raw = self.mask(response.content)
+                error, message = self.error_body(response.status_code, raw)
                 raise UpstreamError(response.status_code, error, message, relayed_headers(response))
             return response
         except httpx.HTTPError as exc:
@@ -123,6 +133,21 @@ class UpstreamHTTP:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+MASK = b"***"
+AUTH_HEADERS = ("authorization", "api-key", "x-api-key", "proxy-authorization")
+
+
+def provider_secrets(config: HttpProviderConfig) -> tuple[bytes, ...]:
+    """The key and the values of auth-like headers (with and without a `Bearer ` scheme),
+    longest first, so that a longer secret is masked whole before a part of it."""
+    values = [v for k, v in config.headers.items() if k.lower() in AUTH_HEADERS]
+    if config.api_key is not None:
+        values.append(config.api_key.get_secret_value())
+    values += [v.split(" ", 1)[1] for v in values if " " in v]
+    found = {v.encode() for v in values if len(v) >= 4}
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def upstream_address(base_url: str) -> tuple[str, int | None]:

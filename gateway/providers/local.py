@@ -17,7 +17,12 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import ContextLengthExceeded, InvalidRequest, LocalModelFailed
+from gateway.errors import (
+    ContextLengthExceeded,
+    InvalidRequest,
+    LocalModelFailed,
+    UnsupportedParameter,
+)
 from gateway.local.loaded import ChatModel, EmbeddingModel, read_meta
 from gateway.local.registry import KNOWN, model_path, pull
 from gateway.local.scheduler import Delta, Failed, Finished, Sampling, Sequence
@@ -44,11 +49,28 @@ def _stops(body: dict[str, Any]) -> tuple[str, ...]:
     return tuple(stops)
 
 
-def sampling(body: dict[str, Any], room: int) -> Sampling:
+def unsupported(body: dict[str, Any]) -> None:
+    """What a local model cannot do is refused as OpenAI refuses a parameter a model
+    lacks, never ignored: tools (no tool-call parsing), structured output (no constrained
+    decoding), logprobs, several choices."""
+    tools = body.get("tools") or body.get("functions")
+    if tools and body.get("tool_choice") != "none":
+        raise UnsupportedParameter("tools" if body.get("tools") else "functions")
+    if body.get("tool_choice") not in (None, "none", "auto") and not tools:
+        raise UnsupportedParameter("tool_choice")
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") not in (None, "text"):
+        raise UnsupportedParameter("response_format")
+    if body.get("logprobs") or body.get("top_logprobs"):
+        raise UnsupportedParameter("logprobs")
     if body.get("n", 1) != 1:
-        raise InvalidRequest("local models generate one choice (n=1)", param="n")
+        raise UnsupportedParameter("n", "local models generate one choice (n=1)")
+
+
+def sampling(body: dict[str, Any], room: int, default_max_tokens: int) -> Sampling:
+    unsupported(body)
     key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
-    limit = int(_number(body, key, room, 1, 1 << 30))
+    limit = int(_number(body, key, min(default_max_tokens, room), 1, 1 << 30))
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise InvalidRequest("seed must be an integer", param="seed")
@@ -183,7 +205,8 @@ class OnnxProvider:
             raise ContextLengthExceeded(
                 f"this model's context is {self.chat.context_length} tokens; the prompt has "
                 f"{len(prompt)}", param="messages" if chat else "prompt")  # fmt: skip
-        seq = Sequence(prompt, sampling(body, room), asyncio.get_running_loop())
+        plan = sampling(body, room, self.config.default_max_tokens)
+        seq = Sequence(prompt, plan, asyncio.get_running_loop())
         self.chat.scheduler.submit(seq)
         return seq, _Shape(chat, str(body.get("model", self.config.model)))
 

@@ -23,6 +23,7 @@ from gateway.providers.base import (
     upstream_address,
 )
 from gateway.providers.transport import UpstreamResponse
+from gateway.providers.wire import check_chunk, check_completion
 
 PATHS: dict[Operation, str] = {
     "chat": "/chat/completions",
@@ -32,8 +33,9 @@ PATHS: dict[Operation, str] = {
 
 
 class OpenAIStream:
-    def __init__(self, response: UpstreamResponse, url: str) -> None:
+    def __init__(self, response: UpstreamResponse, url: str, http: UpstreamHTTP) -> None:
         self._response = response
+        self._http = http
         self._url = url
         self._ended = False
         self.headers = relayed_headers(response)
@@ -43,7 +45,9 @@ class OpenAIStream:
             if event.data == b"[DONE]":
                 self._ended = True
                 return
-            yield event.data
+            data = self._http.mask(event.data) if self._http.secrets else event.data
+            check_chunk(data)
+            yield data
         raise UpstreamUnreachable("upstream stream ended before [DONE]")
 
     async def aclose(self) -> None:
@@ -83,13 +87,15 @@ class OpenAIProvider:
         url = self.url(request)
         headers = {**self._headers, **request.headers}
         response = await self.http.send(url, self.body(request), headers, stream=False)
-        return Completion(response.content, relayed_headers(response))
+        body = self.http.mask(response.content) if self.http.secrets else response.content
+        check_completion(request.operation, body)
+        return Completion(body, relayed_headers(response))
 
     async def stream(self, request: UpstreamRequest) -> OpenAIStream:
         url = self.url(request)
         headers = {**self._headers, **request.headers, "accept": "text/event-stream"}
         response = await self.http.send(url, self.body(request), headers, stream=True)
-        return OpenAIStream(response, url)
+        return OpenAIStream(response, url, self.http)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -44,6 +44,8 @@ class Pricing:
     ) -> Cost | None:
         if override is not None:
             return policy_cost(use, override)
+        if system in IN_PROCESS:  # a model run by the gateway itself costs nothing per token
+            return Cost(Decimal(0), Decimal(0), Decimal(0), "local")
         found = library_price(system, model)
         if found is None:
             self.unknown += 1
@@ -73,6 +75,7 @@ class Pricing:
         )
 
 
+IN_PROCESS = frozenset({"onnx", "torch"})  # local providers' gen_ai.provider.name
 PROVIDER_IDS = {"openai": "openai", "azure.ai.openai": "azure", "anthropic": "anthropic"}
 
 

@@ -63,14 +63,20 @@ SPECS = {
              ("gateway.cache.status", "gen_ai.request.model")),
         Spec("gateway.guardrail.actions", "{action}", "Guardrail verdicts by action",
              ("gateway.guardrail", "gateway.guardrail.action")),
+        Spec("gateway.probes", "{request}", "Health probes and metric scrapes (not requests)",
+             ("url.path", "http.response.status_code")),
         Spec("gateway.telemetry.dropped", "{request}",
              "Requests left out of OpenTelemetry because its queue was full", ()),
     )
 }  # fmt: skip
 
 
+MAX_SERIES = 20_000  # label sets kept; past it new ones are dropped (counted), not grown
+
+
 class PrometheusMetrics:
     def __init__(self) -> None:
+        self.series_dropped = 0
         self.registry = CollectorRegistry()
         self._instruments: dict[str, Any] = {}
         self._bound: dict[tuple[str, ...], Any] = {}  # (name, *label values) -> child
@@ -94,6 +100,9 @@ class PrometheusMetrics:
         spec = SPECS[name]
         key = (name, *[str(labels.get(label, "")) for label in spec.labels])
         bound = self._bound.get(key)
+        if bound is None and len(self._bound) >= MAX_SERIES:
+            self.series_dropped += 1
+            return
         if bound is None:  # `labels()` validates and locks on every call: once per series
             instrument = self._instruments[name]
             bound = self._bound[key] = instrument.labels(*key[1:]) if spec.labels else instrument

@@ -142,6 +142,11 @@ class OTelSink:
             return
         self._queue.put(ctx)
 
+    def probe(self, path: str, status: int) -> None:
+        """A health probe or scrape: counted in Prometheus alone (no span, no row)."""
+        labels = {"url.path": path, "http.response.status_code": status}
+        self.prometheus.record("gateway.probes", 1, labels)
+
     def _metric(self, name: str, value: float, labels: dict[str, Any]) -> None:
         for backend in self.backends:
             backend.record(name, value, labels)
@@ -184,7 +189,7 @@ class OTelSink:
             for i, attempt in enumerate(ctx.attempts):
                 last = i == len(ctx.attempts) - 1
                 spans.append(self._client_span(ctx, attempt, common, end if last else None))
-        labels = {"http.response.status_code": ctx.status, "gen_ai.request.model": ctx.model or "",
+        labels = {"http.response.status_code": ctx.status, "gen_ai.request.model": ctx.model_label,
                   "gen_ai.provider.name": common.get("gen_ai.provider.name", ""),
                   "gateway.key_id": ctx.key_id or ""}  # fmt: skip
         self._metric("gateway.requests", 1, labels)
@@ -199,10 +204,12 @@ class OTelSink:
         if ctx.cache_status:
             cache = {
                 "gateway.cache.status": ctx.cache_status,
-                "gen_ai.request.model": ctx.model or "",
+                "gen_ai.request.model": ctx.model_label,
             }
             self._metric("gateway.cache.lookups", 1, cache)
         genai = {k: v for k, v in common.items() if k in METRIC_LABELS}
+        if "gen_ai.request.model" in genai:  # a client's model name, bounded as a label
+            genai["gen_ai.request.model"] = ctx.upstream_model or ctx.model_label
         if ctx.error_type:
             genai["error.type"] = ctx.error_type
         self._metric("gen_ai.client.operation.duration", ctx.latency_s, genai)

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from gateway.context import RequestContext
+from gateway.providers.wire import check_chunk
 
 
 def observe_completion(ctx: RequestContext, body: bytes) -> None:
@@ -38,16 +39,8 @@ def observe_chunk(ctx: RequestContext, payload: bytes) -> bytes | None:
     The gateway asks every upstream for usage; a client that did not ask gets neither the
     final usage chunk nor the `"usage": null` OpenAI adds to the other chunks.
     """
-    first = ctx.response_id is None
-    if not first and b'"usage"' not in payload and b'"finish_reason":"' not in payload:
-        return payload  # the common case: a content delta, forwarded untouched
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return payload
-    if not isinstance(doc, dict):
-        return payload
-    _take(ctx, doc)
+    doc = check_chunk(payload)  # every chunk is read: no byte shortcut is right for every
+    _take(ctx, doc)  # spelling of valid JSON (whitespace, key order, escapes)
     if ctx.client_wants_usage or "usage" not in doc:
         return payload
     if doc["usage"] is not None and not doc.get("choices"):

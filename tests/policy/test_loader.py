@@ -174,3 +174,23 @@ def test_shipped_policies_are_valid_and_hold_no_inline_secrets() -> None:
             "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
         },
     )
+
+
+def test_every_missing_env_variable_beside_every_other_error() -> None:
+    text = GOOD.replace("upstream_model: gpt-4o-mini", "upstream_model: ${MODEL_NAME}").replace(
+        "provider: openai", "provider: opnai"
+    )
+    found = issues(text, env={})
+    assert any("OPENAI_API_KEY is not set" in f for f in found), found
+    assert any("MODEL_NAME is not set" in f for f in found), found
+    assert any("unknown provider 'opnai'" in f for f in found), found
+
+
+def test_literal_secret_is_refused_with_the_env_form() -> None:
+    text = GOOD.replace("${OPENAI_API_KEY}", "sk-live-1234")
+    found = issues(text, env={})
+    assert found == [
+        "policies/prod.yaml:6: providers.openai.api_key: a literal secret: write "
+        "`api_key: ${OPENAI_API_KEY}` and set OPENAI_API_KEY in the environment"
+    ]
+    assert "sk-live-1234" not in found[0]

@@ -99,3 +99,10 @@ def test_policy_price_overrides_with_cache_and_reasoning_rates() -> None:
     c.usage = {"prompt_tokens": 1000, "completion_tokens": 0}
     settle(c, Pricing(), price)
     assert c.cost is not None and c.cost.total == Decimal("0.002") and c.cost.source == "policy"
+
+
+def test_a_local_model_without_a_price_costs_zero() -> None:
+    from gateway.telemetry.cost import Pricing, TokenUse
+
+    cost = Pricing().cost("onnx", "smollm2-135m-instruct", TokenUse(10, 20), None)
+    assert cost is not None and cost.total == 0 and cost.source == "local"

@@ -1,0 +1,151 @@
+"""Bad client input gets a 4xx in OpenAI's error JSON, never a 500: wrong types for every
+field the gateway reads, deep nesting, wrong media types, and (over raw sockets) clients
+that break the protocol."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import GatewayServer
+from tests.faults.conftest import CHAT, gateway_on, request_rows
+from tests.faults.raw_upstream import RawUpstream, json_answer
+
+OK = orjson.dumps({"id": "c", "object": "chat.completion", "model": "up",
+                   "choices": [{"index": 0, "message": {"role": "assistant", "content": "x"},
+                                "finish_reason": "stop"}]})  # fmt: skip
+WRONG_VALUES: list[Any] = [[1], "x", 7, 7.5, True, {"a": 1}, -1, 1e300, ""]
+FIELDS = ["stream", "stream_options", "n", "max_tokens", "max_completion_tokens",
+          "temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty",
+          "messages", "model", "user", "metadata", "tools", "response_format", "logprobs",
+          "top_logprobs"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("input")
+    with RawUpstream(json_answer(OK)) as up, gateway_on(up, tmp) as (gw, client):
+        yield gw, client
+
+
+def test_no_wrong_type_in_any_field_is_a_500(served: tuple[GatewayServer, httpx.Client]) -> None:
+    _, client = served
+    for field, value in itertools.product(FIELDS, WRONG_VALUES):
+        for stream in (False, True):
+            body = {**CHAT, "stream": stream, field: value}
+            r = client.post("/v1/chat/completions", json=body)
+            assert r.status_code < 500, (field, value, stream, r.text)
+            if r.status_code >= 400:
+                error = r.json()["error"]
+                assert error["message"] and error["type"], (field, value)
+
+
+@pytest.mark.parametrize(
+    ("patch", "param", "code"),
+    [
+        ({"stream_options": [1], "stream": True}, "stream_options", "invalid_type"),
+        ({"stream_options": "x", "stream": True}, "stream_options", "invalid_type"),
+        ({"stream_options": 7, "stream": True}, "stream_options", "invalid_type"),
+        ({"stream_options": True, "stream": True}, "stream_options", "invalid_type"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role", "invalid_value"),
+        ({"messages": [{"content": "x"}]}, "messages[0].role", "missing_required_parameter"),
+        ({"messages": []}, "messages", "empty_array"),
+        ({"max_tokens": 100.0}, "max_tokens", "invalid_type"),
+        ({"max_completion_tokens": "100"}, "max_completion_tokens", "invalid_type"),
+        ({"max_tokens": 0}, "max_tokens", "integer_below_min_value"),
+        ({"stream": "yes"}, "stream", "invalid_type"),
+        ({"n": 0}, "n", "integer_below_min_value"),
+        ({"n": 1.5}, "n", "invalid_type"),
+        ({"temperature": 2.5}, "temperature", "decimal_above_max_value"),
+        ({"temperature": -0.1}, "temperature", "decimal_below_min_value"),
+        ({"top_p": 1.1}, "top_p", "decimal_above_max_value"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "array_above_max_length"),
+        ({"stop": [1]}, "stop", "invalid_type"),
+    ],
+)
+def test_openai_types_and_ranges(
+    served: tuple[GatewayServer, httpx.Client], patch: dict[str, Any], param: str, code: str
+) -> None:
+    _, client = served
+    r = client.post("/v1/chat/completions", json={**CHAT, **patch})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == {**r.json()["error"], "param": param, "code": code,
+                                 "type": "invalid_request_error"}  # fmt: skip
+
+
+def test_other_fields_pass_through(served: tuple[GatewayServer, httpx.Client]) -> None:
+    _, client = served
+    body = {**CHAT, "reasoning_effort": "low", "modalities": ["text"], "x_future": {"a": [1]}}
+    assert client.post("/v1/chat/completions", json=body).status_code == 200
+
+
+@pytest.mark.parametrize("depth", [130, 300, 1000, 5000])
+def test_deep_nesting_is_400(served: tuple[GatewayServer, httpx.Client], depth: int) -> None:
+    _, client = served
+    nested = "[" * depth + "]" * depth
+    for where in (f'"metadata": {{"a": {nested}}}', f'"x_field": {nested}'):
+        raw = '{"model": "m", "messages": [{"role": "user", "content": "hi"}], ' + where + "}"
+        r = client.post("/v1/chat/completions", content=raw,
+                        headers={"content-type": "application/json"})  # fmt: skip
+        assert r.status_code == 400, (depth, r.text[:200])
+        assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_moderate_nesting_passes(served: tuple[GatewayServer, httpx.Client]) -> None:
+    _, client = served
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(30):
+        schema = {"type": "object", "properties": {"a": schema}}
+    tools = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
+    assert client.post("/v1/chat/completions", json={**CHAT, "tools": tools}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data; boundary=x",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/jsonp",
+        "text/json-ish",
+    ],
+)
+def test_media_type_is_parsed(
+    served: tuple[GatewayServer, httpx.Client], content_type: str
+) -> None:
+    _, client = served
+    r = client.post("/v1/chat/completions", content=orjson.dumps(CHAT),
+                    headers={"content-type": content_type})  # fmt: skip
+    assert r.status_code == 415
+    assert r.json()["error"]["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"]
+)
+def test_json_media_types_pass(
+    served: tuple[GatewayServer, httpx.Client], content_type: str
+) -> None:
+    _, client = served
+    r = client.post("/v1/chat/completions", content=orjson.dumps(CHAT),
+                    headers={"content-type": content_type})  # fmt: skip
+    assert r.status_code == 200
+
+
+def test_embeddings_and_completions_fields(served: tuple[GatewayServer, httpx.Client]) -> None:
+    _, client = served
+    r = client.post("/v1/embeddings", json={"model": "m", "input": "a", "encoding_format": "hex"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "encoding_format"
+    r = client.post("/v1/completions", json={"model": "m", "prompt": "a", "max_tokens": 1.5})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens"
+
+
+def test_rows_record_the_refusals(tmp_path: Path) -> None:
+    with RawUpstream(json_answer(OK)) as up, gateway_on(up, tmp_path) as (_, client):
+        client.post("/v1/chat/completions", json={**CHAT, "stream_options": [1], "stream": True})
+    assert request_rows(tmp_path, "status, error_type") == [(400, "invalid_type")]
