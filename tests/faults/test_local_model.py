@@ -82,7 +82,7 @@ def test_limits_cap_requests_that_name_no_limit(tiny: tuple[GatewayServer, Path]
         (
             {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
             "response_format",
-        ),  # fmt: skip
+        ),
         ({"logprobs": True}, "logprobs"),
         ({"n": 2}, "n"),
     ],
