@@ -59,6 +59,7 @@ class RequestContext:
     first_chunk_at: float | None = None
     finished_at: float | None = None
     client_disconnected: bool = False
+    shutting_down: bool = False  # cut at the drain deadline (the task is cancelled)
     usage: dict[str, Any] | None = None  # the upstream's `usage` object, as sent
     response_id: str | None = None
     response_model: str | None = None

@@ -156,6 +156,12 @@ class ServiceUnavailable(GatewayError):
     code = "service_unavailable"
 
 
+class ServerShuttingDown(ServiceUnavailable):
+    """The drain deadline passed while the request was still running."""
+
+    code = "server_shutting_down"
+
+
 class LocalModelFailed(GatewayError):
     """An in-process model's run failed (the request fails; the model keeps serving)."""
 

@@ -42,6 +42,42 @@ class DeferredQueueHandler(logging.handlers.QueueHandler):
         return record
 
 
+class RateLimit(logging.Filter):
+    """At most one record per logger and message template every `interval_s`; the next one
+    let through says how many were held back. An exporter retrying against a dead
+    collector would otherwise write a line per attempt, per batch."""
+
+    def __init__(self, interval_s: float = 30.0) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        last, suppressed = self._last.get(key, (0.0, 0))
+        if now - last < self.interval_s:
+            self._last[key] = (last, suppressed + 1)
+            return False
+        if len(self._last) > 1000:  # templates, not values: bounded in practice; be sure
+            self._last.clear()
+        self._last[key] = (now, 0)
+        if suppressed:
+            record.msg = f"{record.msg} ({suppressed} similar messages suppressed)"
+        return True
+
+
+def configure_child_logging(level: str = "info") -> None:
+    """A helper process's logging: the same JSON lines on the shared stderr, written
+    directly (it has no event loop to protect), rate-limited per message."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RateLimit())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
 def configure_logging(
     level: str = "info", access_log: bool = True
 ) -> logging.handlers.QueueListener:

@@ -8,6 +8,7 @@ request walks through, for work this class does anyway."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -16,7 +17,13 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.context import RequestContext, new_trace_id
-from gateway.errors import ClientClosedRequest, GatewayError, MethodNotAllowed, NotFound
+from gateway.errors import (
+    ClientClosedRequest,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    ServerShuttingDown,
+)
 from gateway.state import GatewayState
 
 log = logging.getLogger("gateway.error")
@@ -90,12 +97,22 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
+        task = asyncio.current_task()
+        assert task is not None
+        state.active[task] = ctx
         try:
             state.start(ctx)
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             await fail(exc, ctx, scope, send_with_id, started)
+        except asyncio.CancelledError:
+            if not ctx.shutting_down:
+                raise
+            task.uncancel()  # our own drain deadline: the request ends with its answer
+            await fail(ServerShuttingDown("The gateway is shutting down."), ctx, scope,
+                       send_with_id, started)  # fmt: skip
         finally:
+            del state.active[task]
             ctx.finished_at = time.perf_counter()
             if ctx.runtime_release is not None:
                 ctx.runtime_release()

@@ -4,6 +4,7 @@ forwards each chunk as it arrives and always ends (with `[DONE]` or an error eve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -14,7 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.context import RequestContext
-from gateway.errors import ClientClosedRequest, GatewayError
+from gateway.errors import ClientClosedRequest, GatewayError, ServerShuttingDown
 from gateway.providers.base import ChunkStream, Completion
 from gateway.telemetry.usage import observe_chunk, observe_completion
 
@@ -55,6 +56,7 @@ class SSEResponse(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
         assert streaming is not None
+        ctx: RequestContext = scope["state"]["ctx"]
         state = {"finished": False, "cancelled": False}
 
         def on_disconnect(watcher: asyncio.Task[None]) -> None:
@@ -72,9 +74,13 @@ class SSEResponse(StreamingResponse):
             state["finished"] = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not state["cancelled"]:
+            if ctx.shutting_down and not state["finished"]:  # the drain deadline
+                streaming.uncancel()
+                await end_for_shutdown(ctx, send)
+            elif not state["cancelled"]:
                 raise
-            streaming.uncancel()  # our own cancel, on disconnect: the request ends normally
+            else:
+                streaming.uncancel()  # our own cancel, on disconnect: ends normally
         finally:
             state["finished"] = True
             watcher.cancel()
@@ -106,6 +112,18 @@ async def unless_client_leaves(receive: Receive, work: Awaitable[T]) -> T:
     finally:
         state["done"] = True
         watcher.cancel()
+
+
+async def end_for_shutdown(ctx: RequestContext, send: Send) -> None:
+    """A stream still running at the drain deadline: the OpenAI-style error event, then
+    the end of the response, so the client sees why it stopped."""
+    error = ServerShuttingDown("The gateway is shutting down; the stream was ended.")
+    ctx.error_type = error.error_type
+    ctx.client_disconnected = False
+    with contextlib.suppress(OSError):
+        await send({"type": "http.response.body", "body": b"data: " + error.to_body() + b"\n\n",
+                    "more_body": True})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def wait_for_disconnect(receive: Receive) -> None:
@@ -144,7 +162,7 @@ async def relay(ctx: RequestContext, stream: ChunkStream) -> AsyncIterator[bytes
         )
         yield b"data: " + exc.to_body() + b"\n\n"
     finally:
-        if not completed and ctx.error_type is None:
+        if not completed and ctx.error_type is None and not ctx.shutting_down:
             ctx.client_disconnected = True
         with anyio.CancelScope(shield=True):
             await stream.aclose()

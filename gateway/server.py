@@ -81,6 +81,13 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self.transport.write(TIMEOUT_RESPONSE)
             self.transport.close()
 
+    def shutdown(self) -> None:
+        """uvicorn begins a graceful shutdown by calling this on every connection."""
+        state: Any = (self.app_state or {}).get("gateway")
+        if state is not None:
+            state.begin_drain()
+        super().shutdown()
+
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         if cycle.scope.get("http_version") == "1.0":
             close_delimited(cycle)

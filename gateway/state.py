@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -17,6 +20,7 @@ from gateway.telemetry.cost import Pricing
 from gateway.telemetry.duckdb_sink import DuckDBSink
 from gateway.telemetry.otel import OTelSink
 
+log = logging.getLogger("gateway")
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})  # not requests to log
 
 
@@ -31,10 +35,31 @@ class GatewayState:
     pricing: Pricing = field(default_factory=Pricing)
     # connections the server protocol refused (over max_connections) or timed out
     connection_faults: Counter[str] = field(default_factory=Counter)
+    active: dict[asyncio.Task[Any], RequestContext] = field(default_factory=dict)  # in flight
+    draining: bool = False
 
     def __post_init__(self) -> None:
         self._otel = next((s for s in self.sinks if isinstance(s, OTelSink)), None)
         self._sampler = self._otel if self._otel and self._otel.sampler is not None else None
+
+    def begin_drain(self) -> None:
+        """Shutdown has begun (the server protocol says so): not ready any more, and
+        whatever still runs at the drain deadline is ended with server_shutting_down
+        (streams with an error event) before the server would cut it off."""
+        if self.draining:
+            return
+        self.draining, self.ready = True, False
+        deadline = self.runtime.policy.server.drain_timeout_s
+        log.info("draining: %d requests in flight, deadline %.0f s", len(self.active), deadline)
+        asyncio.get_running_loop().call_later(deadline, self._cut)
+
+    def _cut(self) -> None:
+        if self.active:
+            log.warning("drain deadline: ending %d requests with server_shutting_down",
+                        len(self.active))  # fmt: skip
+        for task, ctx in list(self.active.items()):
+            ctx.shutting_down = True
+            task.cancel()
 
     def start(self, ctx: RequestContext) -> None:
         """A request has arrived: decide whether its trace is sampled (when spans are

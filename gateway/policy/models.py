@@ -231,6 +231,8 @@ class ServerConfig(Strict):
     header_timeout_s: float = Field(default=10.0, gt=0, le=300)  # the request head, whole
     body_timeout_s: float = Field(default=60.0, gt=0, le=3600)  # the request body, whole
     max_connections: int = Field(default=1024, ge=1)  # open client connections, per process
+    # on SIGTERM, requests still running this long after it end with server_shutting_down
+    drain_timeout_s: float = Field(default=25.0, gt=0, le=3600)
 
 
 class TelemetryConfig(Strict):
@@ -241,6 +243,8 @@ class TelemetryConfig(Strict):
     otel: bool = True  # spans over OTLP (when OTEL_* says where) and /metrics
     capture_content: bool = False  # prompts and answers, in their own table and spans
     content_retention_days: int = Field(default=7, ge=1)
+    # rows kept in memory while neither the request log nor its spool can be written
+    buffer_rows: int = Field(default=100_000, ge=100)
 
 
 class Policy(Strict):

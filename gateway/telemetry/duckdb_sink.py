@@ -4,8 +4,12 @@ The request path only puts a tuple on a queue. One writer thread (DuckDB allows 
 writer per file) drains it every `flush_interval_s`, opening the file only while it
 writes, so `gateway stats` and other readers can open it in between. When DuckDB fails
 (locked, read-only, disk full) the batch goes to `<file>.spool` as JSON lines and is
-replayed with the next successful flush. `aclose` flushes what is queued; a hard kill
-loses at most the last flush interval.
+replayed with the next successful flush. When the spool cannot be written either, rows
+wait in memory (at most `telemetry.buffer_rows`; past that the oldest are dropped,
+counted in `lost` and logged) and every flush interval tries again, so a directory that
+becomes writable again gets every row. `aclose` flushes what is queued and held; what is
+lost: the last flush interval on a hard kill, the overflow past `buffer_rows`, and rows
+still held at shutdown when neither file can be written then (counted and logged).
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ class DuckDBSink:
         self._retained_at = 0.0
         self.written = 0
         self.spooled = 0
+        self.lost = 0
+        self._held: list[Item] = []  # neither file writable: rows wait here, bounded
+        self._unavailable_since: float | None = None
         self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
@@ -74,22 +81,38 @@ class DuckDBSink:
             try:
                 self._flush(batch)
             except Exception:  # the writer outlives any one bad batch
-                log.exception("request log flush failed; %d rows lost", len(batch))
+                log.exception("request log flush failed; %d rows held for retry", len(batch))
+                self._hold(self._held + batch)
+        if self._held:
+            self.lost += len(self._held)
+            log.error("request log and its spool unwritable at shutdown: %d rows lost",
+                      len(self._held), extra={"fields": {"path": str(self.path)}})  # fmt: skip
 
     def _flush(self, batch: list[Item]) -> None:
-        pending = self._read_spool()
+        batch = self._held + batch  # held rows stay held until they are written
+        try:
+            pending = self._read_spool()
+        except (OSError, ValueError):
+            pending = []  # unreadable now: it stays on disk for a later flush
         if not batch and not pending:
             return
         try:
             self._write(pending + batch)
         except (duckdb.Error, OSError) as exc:
+            if self._unavailable_since is None:
+                self._unavailable_since = time.monotonic()
+                log.warning("request log unavailable (%s); spooling rows", exc,
+                            extra={"fields": {"path": str(self.path)}})  # fmt: skip
             self._append_spool(batch)
-            log.warning("request log unavailable (%s); %d rows spooled", exc, len(batch),
-                        extra={"fields": {"path": str(self.path)}})  # fmt: skip
             return
+        self._held = []
         if pending:
             self.spool.unlink(missing_ok=True)
             log.info("replayed %d spooled rows into the request log", len(pending))
+        if self._unavailable_since is not None:
+            log.info("request log writable again after %.1f s", time.monotonic() -
+                     self._unavailable_since)  # fmt: skip
+            self._unavailable_since = None
 
     def _write(self, items: list[Item]) -> None:
         requests = [item[0] for item in items]
@@ -125,12 +148,34 @@ class DuckDBSink:
         return items
 
     def _append_spool(self, batch: list[Item]) -> None:
+        if not batch:
+            return
         try:
             with self.spool.open("ab") as f:
                 f.write(b"".join(orjson.dumps(item) + b"\n" for item in batch))
             self.spooled += len(batch)
-        except OSError:
-            log.exception("request log and its spool both failed: %d rows lost", len(batch))
+            self._held = []
+        except OSError as exc:
+            if not self._held:
+                log.warning("request log spool unwritable too (%s); holding rows in memory "
+                            "(at most %d)", exc, self.config.buffer_rows)  # fmt: skip
+            self._hold(batch)
+
+    @property
+    def held(self) -> int:
+        """Rows waiting in memory for the request log or its spool to be writable."""
+        return len(self._held)
+
+    def _hold(self, batch: list[Item]) -> None:
+        """Keep these rows (the held ones first) for the next try; past `buffer_rows`
+        the oldest go (counted)."""
+        self._held = batch
+        over = len(self._held) - self.config.buffer_rows
+        if over > 0:
+            del self._held[:over]
+            self.lost += over
+            log.error("request log unwritable: %d oldest held rows dropped (%d in all)", over,
+                      self.lost, extra={"fields": {"path": str(self.path)}})  # fmt: skip
 
 
 def apply_retention(con: duckdb.DuckDBPyConnection, config: TelemetryConfig, path: Path) -> None:

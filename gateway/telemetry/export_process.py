@@ -44,6 +44,9 @@ from gateway.telemetry.metrics import Point
 log = logging.getLogger("gateway.telemetry")
 RESTART_AFTER_S = 5.0
 SHUTDOWN_TIMEOUT_S = 15.0
+BUFFER_ENV = "GATEWAY_OTLP_BUFFER_SPANS"  # spans held through a collector outage
+DEFAULT_BUFFER_SPANS = 50_000
+LOG_LEVEL_ENV = "GATEWAY_LOG_LEVEL"
 
 
 SpanRecord = list[Any]  # see `span_record`
@@ -147,6 +150,7 @@ def main() -> None:
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from gateway.logs import configure_child_logging
     from gateway.telemetry.metrics import OTelMetrics
     from gateway.telemetry.otlp import (
         SCOPE,
@@ -154,12 +158,19 @@ def main() -> None:
         otlp_metric_exporter,
         otlp_span_exporter,
     )
+    from gateway.telemetry.retain import RetainingSpanExporter
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # stop on EOF only, after the flush
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    configure_child_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
     resource = gateway_resource()
-    processor = BatchSpanProcessor(otlp_span_exporter(), max_queue_size=8192)
     metrics = OTelMetrics(resource, [PeriodicExportingMetricReader(otlp_metric_exporter())])
+    exporter = RetainingSpanExporter(
+        otlp_span_exporter(),
+        max_spans=int(os.environ.get(BUFFER_ENV) or DEFAULT_BUFFER_SPANS),
+        on_drop=lambda n: metrics.record("gateway.telemetry.dropped", n, {}),
+    )
+    processor = BatchSpanProcessor(exporter, max_queue_size=8192)
     try:
         for frame in frames(sys.stdin.buffer):
             for record in frame["spans"]:
@@ -167,7 +178,7 @@ def main() -> None:
             for name, value, labels in frame["points"]:
                 metrics.record(name, value, labels)
     finally:
-        processor.shutdown()  # type: ignore[no-untyped-call]
+        processor.shutdown()  # type: ignore[no-untyped-call]  # the exporter's too
         metrics.shutdown()
 
 

@@ -75,8 +75,8 @@ class Received:
 
 
 class HttpReceiver:
-    def __init__(self, count_only: bool = False) -> None:
-        self.port = free_port()
+    def __init__(self, count_only: bool = False, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.received = Received(count_only=count_only)
         self._loop = asyncio.new_event_loop()
