@@ -38,10 +38,12 @@ def test_drain_deadline_ends_streams_and_requests_with_a_reason(tmp_path: Path) 
         server.__enter__()
 
         def stream() -> None:
-            with httpx.Client(base_url=server.base_url, timeout=30) as client:
-                with client.stream("POST", "/v1/chat/completions",
-                                   json={**CHAT, "stream": True}) as r:  # fmt: skip
-                    results["stream"] = [line for line in r.iter_lines() if line]
+            body = {**CHAT, "stream": True}
+            with (
+                httpx.Client(base_url=server.base_url, timeout=30) as client,
+                client.stream("POST", "/v1/chat/completions", json=body) as r,
+            ):
+                results["stream"] = [line for line in r.iter_lines() if line]
 
         def whole() -> None:
             with httpx.Client(base_url=server.base_url, timeout=30) as client:
@@ -60,8 +62,9 @@ def test_drain_deadline_ends_streams_and_requests_with_a_reason(tmp_path: Path) 
     lines = results["stream"]
     assert isinstance(lines, list) and lines[0].startswith("data: ")
     assert orjson.loads(lines[-1][6:])["error"]["code"] == "server_shutting_down"
-    status, body = results["whole"]  # type: ignore[misc]
-    assert status == 503 and body["error"]["code"] == "server_shutting_down"
+    assert results["whole"] == (503, {"error": {
+        "message": "The gateway is shutting down.", "type": "api_error", "param": None,
+        "code": "server_shutting_down"}})  # fmt: skip
     rows = request_rows(tmp_path, "stream, status, error_type, client_disconnected")
     assert sorted(rows) == [(False, 503, "server_shutting_down", False),
                             (True, 200, "server_shutting_down", False)]  # fmt: skip
