@@ -30,16 +30,41 @@ def test_image_policy_is_valid_and_opt_in_for_open_binding() -> None:
     assert opened.policy.may_bind("0.0.0.0")
 
 
-def test_k8s_manifests_have_probes_and_a_valid_policy(tmp_path: Path) -> None:
+def test_k8s_manifests_run_as_applied(tmp_path: Path) -> None:
+    """The pods start as shipped: the policy's env comes from the Secret in the same file
+    and has a gateway key, so binding 0.0.0.0 is allowed (no crash loop)."""
     docs = list(yaml.safe_load_all((ROOT / "deploy/k8s/gateway.yaml").read_text()))
     kinds = {d["kind"]: d for d in docs}
-    assert set(kinds) == {"ConfigMap", "Deployment", "Service"}
+    assert set(kinds) == {"Secret", "ConfigMap", "Deployment", "Service"}
     container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    secret = kinds["Secret"]["stringData"]
+    env = {}
+    for var in container["env"]:
+        ref = var["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == kinds["Secret"]["metadata"]["name"]
+        env[var["name"]] = secret[ref["key"]]
     policy = tmp_path / "gateway.yaml"
     policy.write_text(kinds["ConfigMap"]["data"]["gateway.yaml"])
-    assert load_policy(policy, env={"OPENAI_API_KEY": "k"}).policy.models
+    loaded = load_policy(policy, env=env).policy
+    assert loaded.models and loaded.auth.keys and loaded.may_bind("0.0.0.0")
+    host = container["args"][container["args"].index("--host") + 1]
+    assert host == "0.0.0.0"
+    grace = kinds["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace >= 35  # drain (25 s) + uvicorn's cut-off (30 s) + a margin
+
+
+def test_compose_grafana_anonymous_users_are_viewers_and_prometheus_has_the_metrics_key() -> None:
+    import hashlib
+
+    compose = yaml.safe_load((ROOT / "deploy/docker-compose.yaml").read_text())
+    grafana = compose["services"]["grafana"]["environment"]
+    assert grafana.get("GF_AUTH_ANONYMOUS_ORG_ROLE", "Viewer") == "Viewer"
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    key = scrape["scrape_configs"][0]["authorization"]["credentials"]
+    gateway_env = compose["services"]["gateway"]["environment"]
+    assert gateway_env["GATEWAY_METRICS_KEY_SHA256"] == hashlib.sha256(key.encode()).hexdigest()
 
 
 def test_every_data_file_of_the_package_is_installed_not_only_in_a_checkout() -> None:

@@ -222,8 +222,13 @@ class ApiKey(Strict):
 class AuthConfig(Strict):
     keys: tuple[ApiKey, ...] = ()
     allow_unauthenticated_remote: bool = False
-    # /metrics: this key only (sha256 hex); unset, loopback clients only
+    # /metrics: this key only (sha256 hex); unset (or empty), loopback clients only
     metrics_key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("metrics_key_sha256", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
 
 class ServerConfig(Strict):
