@@ -94,15 +94,17 @@ def overhead(n: int, tmp: Path) -> float:
 
 def throughput(duration: float, tmp: Path) -> dict[str, float]:
     """rps at 20 concurrent, one telemetry backend added at a time, gateways in turn."""
-    from tests.telemetry.otlp_receiver import HttpReceiver
+    from tests.telemetry.otlp_receiver import BlackHole, HttpReceiver
 
     mock_port = free_port()
+    hole = BlackHole(free_port())  # accepts, reads, never answers
     base = POLICY.format(port=mock_port, model=DEFAULT_MODEL)
     variants = {
         "none": "telemetry:\n  otel: false\n",
         "prometheus (default)": "",
         "+ duckdb": f"telemetry:\n  duckdb: {tmp / 'rps.duckdb'}\n",
         "+ duckdb + otlp": f"telemetry:\n  duckdb: {tmp / 'rps-otlp.duckdb'}\n",
+        "+ duckdb + otlp, black hole": f"telemetry:\n  duckdb: {tmp / 'rps-hole.duckdb'}\n",
     }
     mock = [sys.executable, "-m", "benchmarks.mock_upstream", "--port", str(mock_port)]
     rps: dict[str, float] = {}
@@ -112,6 +114,10 @@ def throughput(duration: float, tmp: Path) -> dict[str, float]:
             env = {**os.environ}
             if "otlp" in name:
                 env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+            if "black hole" in name:  # a collector that accepts and never answers
+                env["OTEL_EXPORTER_OTLP_ENDPOINT"] = (
+                    f"http://127.0.0.1:{hole.sock.getsockname()[1]}"
+                )
             port = free_port()
             command = [sys.executable, "-m", "gateway", "serve", "--policy",
                        str(tmp / f"rps{i}.yaml"), "--port", str(port)]  # fmt: skip
@@ -122,8 +128,10 @@ def throughput(duration: float, tmp: Path) -> dict[str, float]:
             rps[name] = result["rps"]
             done = result["requests"] + result["warm_up_requests"]
             served, exporter = ((a - b) / done * 1e6 for a, b in zip(after, before, strict=True))
-            print(f"rps at 20 concurrent, telemetry {name:<22} {rps[name]:,.0f}   CPU per request: "
-                  f"serving process {served:.0f} us, OTLP export process {exporter:.0f} us")  # fmt: skip
+            print(f"rps at 20 concurrent, telemetry {name:<28} {rps[name]:,.0f} (p99 "
+                  f"{result['p99_ms']:.1f} ms)   CPU per request: serving process {served:.0f} "
+                  f"us, OTLP export process {exporter:.0f} us")  # fmt: skip
+    hole.close()
     return rps
 
 

@@ -24,6 +24,7 @@ from gateway.policy.models import (
     PromptInjectionGuardrail,
     SecretsGuardrail,
 )
+from gateway.process import limit_malloc_arenas
 
 log = logging.getLogger("gateway")
 
@@ -157,6 +158,7 @@ def evaluate_guardrails(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    limit_malloc_arenas()  # before any thread: see gateway/process.py
     listener = configure_logging(args.log_level)
     try:
         return run_server(args)

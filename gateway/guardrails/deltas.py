@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import orjson
 
 from gateway.providers.base import ChunkStream
+from gateway.providers.wire import check_chunk
 
 # (choice index, the delta's text, whether the choice finishes here) -> text to send
 Rewrite = Callable[[int, str, bool], Awaitable[str]]
@@ -17,7 +18,7 @@ Rewrite = Callable[[int, str, bool], Awaitable[str]]
 async def rewrite_deltas(inner: ChunkStream, rewrite: Rewrite) -> AsyncIterator[bytes]:
     """Chunks without content or a finish pass untouched (no JSON round trip)."""
     async for payload in inner:
-        doc = orjson.loads(payload)
+        doc = check_chunk(payload)  # garbage ends the stream here (502 error event)
         touched = False
         for choice in doc.get("choices") or ():
             delta = choice.get("delta") or {}

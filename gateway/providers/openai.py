@@ -23,7 +23,7 @@ from gateway.providers.base import (
     upstream_address,
 )
 from gateway.providers.transport import UpstreamResponse
-from gateway.providers.wire import check_chunk, check_completion
+from gateway.providers.wire import check_completion
 
 PATHS: dict[Operation, str] = {
     "chat": "/chat/completions",
@@ -45,9 +45,9 @@ class OpenAIStream:
             if event.data == b"[DONE]":
                 self._ended = True
                 return
-            data = self._http.mask(event.data) if self._http.secrets else event.data
-            check_chunk(data)
-            yield data
+            # masked here; checked where each chunk is read anyway (the guardrails' rewrite,
+            # the relay's observe_chunk): one JSON parse a chunk, not two
+            yield self._http.mask(event.data) if self._http.secrets else event.data
         raise UpstreamUnreachable("upstream stream ended before [DONE]")
 
     async def aclose(self) -> None:

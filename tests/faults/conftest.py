@@ -27,8 +27,11 @@ providers:
     base_url: {upstream.base_url}
     api_key: ${{FAULT_UPSTREAM_KEY:-{UPSTREAM_KEY}}}
     timeout_s: 2
+guardrails:
+  secrets: {{type: secrets}}
 models:
   m: {{provider: raw, upstream_model: up}}
+  guarded: {{provider: raw, upstream_model: up, guardrails: {{output: [secrets]}}}}
 telemetry:
   duckdb: {db}
   flush_interval_s: 0.1

@@ -5,9 +5,6 @@ process answers throughout."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +21,7 @@ from gateway.telemetry.otlp import SCOPE, gateway_resource
 from gateway.telemetry.retain import RetainingSpanExporter
 from tests.faults.conftest import CHAT, gateway_on
 from tests.faults.raw_upstream import RawUpstream, json_answer
-from tests.telemetry.otlp_receiver import HttpReceiver
+from tests.telemetry.otlp_receiver import BlackHole, HttpReceiver
 
 OK = orjson.dumps({"id": "c", "object": "chat.completion", "model": "up",
                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "x"},
@@ -35,33 +32,6 @@ def record(name: str) -> list[object]:
     return span_record(name, SpanKind.CLIENT, "4bf92f3577b34da6a3ce929d0e0e4736",
                        "00f067aa0ba902b7", None, False, "01", None, StatusCode.UNSET, 1, 2,
                        {"k": 1})  # fmt: skip
-
-
-class BlackHole:
-    """Accepts connections and reads, never answers."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(64)
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
 
 
 @pytest.fixture

@@ -83,3 +83,13 @@ def test_metrics_key_over_http(tmp_path: Path) -> None:
     with RawUpstream(json_answer(OK)) as up, gateway_on(up, tmp_path, extra) as (_, client):
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers={"authorization": "Bearer scrape"}).status_code == 200
+
+
+def test_token_encodings_are_loaded_at_startup_not_on_a_request(tmp_path: Path) -> None:
+    """The first answer without upstream usage needs tiktoken: loaded in the lifespan, on
+    a thread, so no request stalls the event loop on it."""
+    from gateway.telemetry import tokens
+
+    tokens.encoding.cache_clear()
+    with RawUpstream(json_answer(OK)) as up, gateway_on(up, tmp_path):
+        assert tokens.encoding.cache_info().currsize == len(tokens.SHIPPED)

@@ -49,10 +49,14 @@ def test_whole_response_that_is_not_openai_is_502(tmp_path: Path, body: bytes) -
         b"[]",
     ],
 )
-def test_malformed_stream_event_ends_with_error_event(tmp_path: Path, bad: bytes) -> None:
+@pytest.mark.parametrize("model", ["m", "guarded"])  # guarded: through the output guardrails
+def test_malformed_stream_event_ends_with_error_event(
+    tmp_path: Path, bad: bytes, model: str
+) -> None:
     events = [b"data: " + GOOD_CHUNK + b"\n\n", b"data: " + bad + b"\n\n", b"data: [DONE]\n\n"]
     with RawUpstream(sse_answer(events)) as up, gateway_on(up, tmp_path) as (_, client):
-        r = client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        body = {**CHAT, "model": model, "stream": True}
+        r = client.post("/v1/chat/completions", json=body)
     assert r.status_code == 200
     datas = [line[6:] for line in r.text.split("\n") if line.startswith("data: ")]
     assert orjson.loads(datas[0])["choices"][0]["delta"]["content"] == "Hel"  # the valid part

@@ -4,6 +4,8 @@ arrives with `opentelemetry-proto` into plain spans and metric points."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -149,3 +151,30 @@ class GrpcReceiver(
 
     def __exit__(self, *exc: object) -> None:
         self.server.stop(1).wait(5)
+
+
+class BlackHole:
+    """Accepts connections and reads, never answers."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(64)
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
