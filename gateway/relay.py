@@ -57,7 +57,7 @@ class SSEResponse(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
         assert streaming is not None
-        ctx: RequestContext = scope["state"]["ctx"]
+        ctx: RequestContext | None = scope.get("state", {}).get("ctx")
         state = {"finished": False, "cancelled": False}
 
         def on_disconnect(watcher: asyncio.Task[None]) -> None:
@@ -75,7 +75,7 @@ class SSEResponse(StreamingResponse):
             state["finished"] = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if ctx.shutting_down and not state["finished"]:  # the drain deadline
+            if ctx is not None and ctx.shutting_down and not state["finished"]:  # drain deadline
                 streaming.uncancel()
                 await end_for_shutdown(ctx, send)
             elif not state["cancelled"]:
