@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable
@@ -60,6 +61,10 @@ class RequestContext:
     finished_at: float | None = None
     client_disconnected: bool = False
     shutting_down: bool = False  # cut at the drain deadline (the task is cancelled)
+    task: asyncio.Task[Any] | None = None  # the request's task (the middleware's)
+    cancel_on_disconnect: bool = False  # waiting on the upstream: cancel if the client goes
+    client_left: bool = False  # cancelled because the client went away
+    body_timed_out: bool = False  # cancelled because its body took too long
     usage: dict[str, Any] | None = None  # the upstream's `usage` object, as sent
     response_id: str | None = None
     response_model: str | None = None

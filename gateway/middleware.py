@@ -97,7 +97,7 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        task = asyncio.current_task()
+        task = ctx.task = asyncio.current_task()
         assert task is not None
         state.active[task] = ctx
         try:

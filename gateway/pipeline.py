@@ -38,7 +38,7 @@ async def handle(request: Request, operation: Operation) -> Response:
     if (cached := await state.cache.get(ctx, call)) is not None:
         return record(ctx, cached)
     targets = route(runtime, ctx, call)
-    result = await unless_client_leaves(request.receive, call_provider(ctx, targets, call))
+    result = await unless_client_leaves(ctx, call_provider(ctx, targets, call))
     result = await guard_output(runtime, ctx, result)
     return record(ctx, result)
 

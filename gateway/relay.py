@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 from starlette.responses import Response, StreamingResponse
@@ -23,13 +23,12 @@ log = logging.getLogger("gateway.relay")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 DONE = b"data: [DONE]\n\n"
 T = TypeVar("T")
-WATCH_AFTER_S = 0.05  # how long a call runs before the client is watched for leaving
 
 
 def json_response(ctx: RequestContext, completion: Completion) -> Response:
     ctx.first_chunk_at = time.perf_counter()
     ctx.response_body = completion.body
-    observe_completion(ctx, completion.body)
+    observe_completion(ctx, completion.body, completion.doc)
     headers = {**completion.headers, **warning_header(ctx)}
     return Response(completion.body, media_type="application/json", headers=headers)
 
@@ -88,42 +87,21 @@ class SSEResponse(StreamingResponse):
             await aclose(self.body_iterator)
 
 
-async def unless_client_leaves(receive: Receive, work: Awaitable[T]) -> T:
-    """Await `work` (an upstream call, a local generation) while watching the client: if
-    it disconnects, the work is cancelled (the upstream request closed, the generation
-    stopped) and ClientClosedRequest raised, as a stream's relay does.
-
-    The watcher (a task blocked in `receive`, ~9 us a request) starts only once the work
-    has run for WATCH_AFTER_S: most calls to a fast upstream end before that and cost a
-    timer handle (~1 us); a client gone earlier is seen when the watcher starts."""
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    state: dict[str, Any] = {"done": False, "left": False, "watcher": None}
-
-    def on_disconnect(watcher: asyncio.Task[None]) -> None:
-        if not watcher.cancelled() and not state["done"]:
-            state["left"] = True
-            task.cancel()
-
-    def watch() -> None:
-        if not state["done"]:
-            watcher = state["watcher"] = loop.create_task(wait_for_disconnect(receive))
-            watcher.add_done_callback(on_disconnect)
-
-    timer = loop.call_later(WATCH_AFTER_S, watch)
+async def unless_client_leaves(ctx: RequestContext, work: Awaitable[T]) -> T:
+    """Await `work` (an upstream call, a local generation) so that a client going away
+    cancels it (the upstream request closed, the generation stopped) and it ends as
+    ClientClosedRequest, as a stream's relay does. The server protocol sees the
+    connection go (`gateway.server.cancel_abandoned`); here it costs two attribute writes."""
+    ctx.cancel_on_disconnect = True
     try:
         return await work
     except asyncio.CancelledError:
-        if not state["left"]:
+        if not ctx.client_left or ctx.task is None:
             raise
-        task.uncancel()
+        ctx.task.uncancel()
         raise ClientClosedRequest("The client closed the connection before the answer.") from None
     finally:
-        state["done"] = True
-        timer.cancel()
-        if state["watcher"] is not None:
-            state["watcher"].cancel()
+        ctx.cancel_on_disconnect = False
 
 
 async def end_for_shutdown(ctx: RequestContext, send: Send) -> None:

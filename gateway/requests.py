@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from gateway.context import RequestContext
 from gateway.errors import (
@@ -72,21 +72,26 @@ async def read_body(request: Request, server: ServerConfig) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(server.body_timeout_s):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.")
-                chunks.append(chunk)
-    except TimeoutError:
+        while True:  # the server protocol enforces body_timeout_s (it cancels this read)
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientClosedRequest(
+                    "The client closed the connection while sending its request."
+                )
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > limit:
+                raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.")
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+    except asyncio.CancelledError:
+        ctx: RequestContext | None = request.scope["state"].get("ctx")
+        if ctx is None or not ctx.body_timed_out or ctx.task is None:
+            raise
+        ctx.task.uncancel()
         raise RequestTimeout(
             f"The request body was not received within {server.body_timeout_s:g} s."
         ) from None
-    except ClientDisconnect:
-        raise ClientClosedRequest(
-            "The client closed the connection while sending its request."
-        ) from None
-    return b"".join(chunks)
 
 
 def parse_body(raw: bytes, operation: Operation) -> ParsedRequest:

@@ -3,8 +3,11 @@ clients it does not control needs (`server:` in the policy, read per connection)
 
 - `header_timeout_s`: a connection that has not sent a whole request head that long after
   it opened (or after the first byte of its next request) gets a 408 and is closed, so
-  clients that trickle their headers cannot hold file descriptors. (The body has its own
-  deadline, `body_timeout_s`, enforced where the body is read.)
+  clients that trickle their headers cannot hold file descriptors.
+- `body_timeout_s`: a body not whole that long after its head: the request is answered
+  408 (`request_timeout`) and logged as such.
+- a client that goes away while its request waits on an upstream call or a local
+  generation: the request is cancelled (`cancel_abandoned`).
 - `max_connections`: connections past it are closed as they arrive (counted).
 - HTTP/1.0 clients have no chunked transfer coding: a response without a length (a
   stream) goes to them close-delimited, as HTTP/1.0 frames it.
@@ -32,7 +35,13 @@ TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/
 
 
 class GatewayHttpProtocol(HttpToolsProtocol):
-    _header_timer: asyncio.TimerHandle | None = None
+    """Per request the deadlines cost a few attribute writes: one timer per connection
+    checks them (re-armed at the nearer of the two timeouts), so a head or body that
+    trickles is cut between one and two timeouts after it began."""
+
+    _head_started: float | None = None
+    _body_started: float | None = None
+    _check: asyncio.TimerHandle | None = None
 
     def settings(self) -> ServerConfig:
         state: Any = (self.app_state or {}).get("gateway")
@@ -50,36 +59,44 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self.count("refused")
             transport.abort()
             return
-        self._arm(settings.header_timeout_s)
+        self._head_started = self.loop.time()  # a connection that sends nothing is cut too
+        self._check = self.loop.call_later(settings.header_timeout_s, self._check_deadlines)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._header_timer is None:
-            self._arm(self.settings().header_timeout_s)
+        self._head_started = self.loop.time()
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self._head_started = None
+        self._body_started = self.loop.time()
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        self._body_started = None
+        super().on_message_complete()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        if self._check is not None:
+            self._check.cancel()
+        cancel_abandoned(self.cycle)
         super().connection_lost(exc)
 
-    def _arm(self, timeout_s: float) -> None:
-        self._disarm()
-        self._header_timer = self.loop.call_later(timeout_s, self._header_timeout)
-
-    def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _header_timeout(self) -> None:
-        self._header_timer = None
-        self.count("header_timeout")
-        if not self.transport.is_closing():
-            self.transport.write(TIMEOUT_RESPONSE)
-            self.transport.close()
+    def _check_deadlines(self) -> None:
+        settings = self.settings()
+        now = self.loop.time()
+        head, body = self._head_started, self._body_started
+        if head is not None and now - head >= settings.header_timeout_s:
+            self.count("header_timeout")
+            if not self.transport.is_closing():
+                self.transport.write(TIMEOUT_RESPONSE)
+                self.transport.close()
+            return
+        if body is not None and now - body >= settings.body_timeout_s:
+            self.count("body_timeout")
+            self._body_started = None
+            cancel_slow_body(self.cycle)
+        delay = min(settings.header_timeout_s, settings.body_timeout_s)
+        self._check = self.loop.call_later(delay, self._check_deadlines)
 
     def shutdown(self) -> None:
         """uvicorn begins a graceful shutdown by calling this on every connection."""
@@ -92,6 +109,26 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if cycle.scope.get("http_version") == "1.0":
             close_delimited(cycle)
         super()._start_asgi_task(cycle, app)
+
+
+def cancel_abandoned(cycle: RequestResponseCycle | None) -> None:
+    """The client is gone: a request waiting on its upstream call or local generation
+    (its context says so) is cancelled, and the pipeline answers it as a disconnect."""
+    if cycle is None or cycle.response_complete:
+        return
+    ctx = cycle.scope.get("state", {}).get("ctx")
+    if ctx is not None and ctx.task is not None and ctx.cancel_on_disconnect:
+        ctx.client_left = True
+        ctx.task.cancel()
+
+
+def cancel_slow_body(cycle: RequestResponseCycle | None) -> None:
+    """The body's deadline passed: the request reading it is cancelled, and reading the
+    body answers 408 (`gateway.requests.read_body`)."""
+    ctx = cycle.scope.get("state", {}).get("ctx") if cycle is not None else None
+    if ctx is not None and ctx.task is not None and not cycle.response_complete:  # type: ignore[union-attr]
+        ctx.body_timed_out = True
+        ctx.task.cancel()
 
 
 def close_delimited(cycle: RequestResponseCycle) -> None:

@@ -43,6 +43,7 @@ class Completion:
 
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    doc: dict[str, Any] | None = None  # `body` parsed, when a check already parsed it
 
 
 class ChunkStream(Protocol):

@@ -88,8 +88,8 @@ class OpenAIProvider:
         headers = {**self._headers, **request.headers}
         response = await self.http.send(url, self.body(request), headers, stream=False)
         body = self.http.mask(response.content) if self.http.secrets else response.content
-        check_completion(request.operation, body)
-        return Completion(body, relayed_headers(response))
+        doc = check_completion(request.operation, body)
+        return Completion(body, relayed_headers(response), doc)
 
     async def stream(self, request: UpstreamRequest) -> OpenAIStream:
         url = self.url(request)

@@ -11,12 +11,14 @@ from gateway.context import RequestContext
 from gateway.providers.wire import check_chunk
 
 
-def observe_completion(ctx: RequestContext, body: bytes) -> None:
-    """A whole JSON response: take its id, model, finish reasons and usage."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return
+def observe_completion(ctx: RequestContext, body: bytes, doc: Any = None) -> None:
+    """A whole JSON response: take its id, model, finish reasons and usage (`doc`: the
+    body already parsed, by the provider's check)."""
+    if doc is None:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return
     if isinstance(doc, dict):
         _take(ctx, doc)
 
