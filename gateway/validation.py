@@ -33,6 +33,7 @@ CHAT_ONLY = ("max_completion_tokens", "top_logprobs")
 COMPLETIONS_ONLY = ("best_of",)
 EMBEDDINGS = ("dimensions",)
 BOOLEANS = ("stream", "logprobs", "parallel_tool_calls", "echo", "store")
+SCALARS = frozenset(NUMBERS) | frozenset(BOOLEANS)
 TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a decimal number", str: "a string",
               list: "an array", dict: "an object", type(None): "null"}  # fmt: skip
 
@@ -50,15 +51,18 @@ def invalid_type(param: str, expected: str, value: Any) -> InvalidRequest:
 
 
 def check_fields(body: dict[str, Any], operation: str) -> None:
-    """The fields the gateway reads (routing, limits, usage, telemetry), OpenAI's way."""
-    for name in BOOLEANS:
-        value = body.get(name)
-        if value is not None and not isinstance(value, bool):
+    """The fields the gateway reads (routing, limits, usage, telemetry), OpenAI's way.
+    Only the fields present are looked at (a typical body has two or three of them)."""
+    for name in body.keys() & SCALARS:
+        value = body[name]
+        if value is None:
+            continue
+        if name in NUMBERS:
+            kind, low, high = NUMBERS[name]
+            if applies(name, operation):
+                check_number(name, value, kind, low, high)
+        elif not isinstance(value, bool):
             raise invalid_type(name, "a boolean", value)
-    for name, (kind, low, high) in NUMBERS.items():
-        value = body.get(name)
-        if value is not None and applies(name, operation):
-            check_number(name, value, kind, low, high)
     options = body.get("stream_options")
     if options is not None:
         if not isinstance(options, dict):
