@@ -13,6 +13,7 @@ import orjson
 from gateway.errors import (
     GatewayError,
     UpstreamError,
+    UpstreamInvalidResponse,
     UpstreamTimeout,
     UpstreamUnreachable,
     openai_error_from_upstream,
@@ -118,9 +119,14 @@ class UpstreamHTTP:
             response = await self.transport.send(
                 "POST", self._parsed(url), body, headers, self.timeout, buffered=not stream
             )
-            if response.status_code >= 400 and stream:
+            if response.status_code >= 300 and stream:
                 await response.aread()
                 await response.aclose()
+            if 300 <= response.status_code < 400:  # no redirect is followed: not an answer
+                raise UpstreamInvalidResponse(
+                    f"the upstream answered HTTP {response.status_code} (redirects are not "
+                    "followed)"
+                )
             if response.status_code >= 400:
                 raw = self.mask(response.content)
                 error, message = self.error_body(response.status_code, raw)

@@ -129,6 +129,18 @@ def test_escaped_key_spelling_is_read(tmp_path: Path) -> None:
     assert request_rows(tmp_path, "finish_reasons") == [("length",)]
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_redirect_is_not_an_answer(tmp_path: Path, stream: bool) -> None:
+    redirect = b"HTTP/1.1 302 Found\r\nlocation: http://elsewhere/\r\ncontent-length: 0\r\n\r\n"
+    with (
+        RawUpstream(lambda _, conn: conn.sendall(redirect)) as up,
+        gateway_on(up, tmp_path) as (_, client),
+    ):
+        r = client.post("/v1/chat/completions", json={**CHAT, "stream": stream})
+    assert r.status_code == 502
+    assert r.json()["error"]["code"] == "upstream_invalid_response"
+
+
 def test_upstream_error_echoing_the_key_is_masked(tmp_path: Path) -> None:
     echo = orjson.dumps({"error": {
         "message": f"Incorrect API key provided: {UPSTREAM_KEY}. You can find your key at ...",
