@@ -40,6 +40,12 @@ TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a decimal number", s
               list: "an array", dict: "an object", type(None): "null"}  # fmt: skip
 
 
+def listed(value: Any) -> list[Any]:
+    """A field read as a list (messages, tools...) wherever the operation does not check
+    it: anything else reads as empty, never as an error in the reader."""
+    return value if isinstance(value, list) else []
+
+
 def got(value: Any) -> str:
     return TYPE_NAMES.get(type(value), "a value of another type")
 

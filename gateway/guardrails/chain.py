@@ -17,6 +17,7 @@ from gateway.guardrails.deltas import rewrite_deltas
 from gateway.guardrails.restore import RestoringStream, restore_completion
 from gateway.guardrails.scanners import Finding
 from gateway.providers.base import ChunkStream, Completion
+from gateway.validation import listed
 
 
 class GuardrailBlocked(GatewayError):
@@ -89,7 +90,7 @@ def counts(findings: list[Finding]) -> dict[str, int]:
 
 def text_slots(body: dict[str, Any]) -> Iterator[tuple[dict[str, Any] | list[Any], Any]]:
     """(container, key) for every piece of prompt text in a request."""
-    for message in body.get("messages") or ():
+    for message in listed(body.get("messages")):
         if not isinstance(message, dict):
             continue
         content = message.get("content")
@@ -170,7 +171,7 @@ async def guard_input(
 
 def instruction_slots(body: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
     """The text slots of the application's own system and developer messages."""
-    for message in body.get("messages") or ():
+    for message in listed(body.get("messages")):
         if isinstance(message, dict) and message.get("role") in ("system", "developer"):
             yield from text_slots({"messages": [message]})
 

@@ -16,6 +16,7 @@ from gateway.policy.models import (
     SecretsGuardrail,
 )
 from gateway.telemetry import tokens
+from gateway.validation import listed
 
 
 class PolicyGuardrail:
@@ -126,7 +127,7 @@ class LimitsScanner(PolicyGuardrail):
 
     def check_request(self, body: dict[str, Any]) -> str | None:
         config = self.config
-        messages = body.get("messages") or []
+        messages = listed(body.get("messages"))
         if config.max_messages is not None and len(messages) > config.max_messages:
             return f"{len(messages)} messages (limit {config.max_messages})"
         requested = body.get("max_completion_tokens") or body.get("max_tokens")

@@ -49,6 +49,7 @@ from gateway.telemetry.otlp import (
     gateway_resource,
     otlp_configured,
 )
+from gateway.validation import listed
 
 log = logging.getLogger("gateway.telemetry")
 RECORDER_QUEUE = 10_000
@@ -365,7 +366,7 @@ def semconv_messages(captured: str) -> str:
     """OpenAI-style messages as the conventions' `gen_ai.input.messages` JSON."""
     sent = orjson.loads(captured)
     messages = []
-    for message in sent.get("messages") or ():
+    for message in listed(sent.get("messages")):
         content = message.get("content")
         if isinstance(content, str):
             parts = [{"type": "text", "content": content}]

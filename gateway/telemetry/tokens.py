@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 import tiktoken
 
+from gateway.validation import listed
+
 SHIPPED = ("o200k_base", "cl100k_base")
 _lock = threading.Lock()
 
@@ -56,7 +58,7 @@ def count(model: str, text: str) -> int:
 def prompt_text(body: dict[str, Any]) -> str:
     """The text a request sends: message contents (text parts), prompt or input."""
     parts: list[str] = []
-    for message in body.get("messages") or ():
+    for message in listed(body.get("messages")):
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
             parts.append(content)

@@ -5,6 +5,7 @@ that break the protocol."""
 from __future__ import annotations
 
 import itertools
+import random
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import httpx
 import orjson
 import pytest
 
+from gateway.app import Settings
 from tests.conftest import GatewayServer
 from tests.faults.conftest import CHAT, gateway_on, request_rows
 from tests.faults.raw_upstream import RawUpstream, json_answer
@@ -142,3 +144,73 @@ def test_rows_record_the_refusals(tmp_path: Path) -> None:
     with RawUpstream(json_answer(OK)) as up, gateway_on(up, tmp_path) as (_, client):
         client.post("/v1/chat/completions", json={**CHAT, "stream_options": [1], "stream": True})
     assert request_rows(tmp_path, "status, error_type") == [(400, "invalid_type")]
+
+
+FUZZ_VALUES: list[Any] = [None, True, False, 0, -1, 1.5, 1e308, "", "x", "\u0000", [], [1], ["a"],
+                          [{}], [{"role": "user"}], {}, {"a": 1}, {"type": "text"}, [[[]]],
+                          "a" * 1000]  # fmt: skip
+FUZZ_KEYS = ["model", "messages", "stream", "stream_options", "n", "max_tokens",
+             "max_completion_tokens", "temperature", "top_p", "stop", "seed", "user",
+             "metadata", "tools", "tool_choice", "response_format", "logprobs", "prompt",
+             "input", "encoding_format", "dimensions", "functions", "x"]  # fmt: skip
+PARTS: list[Any] = [*FUZZ_VALUES, [{"type": "text", "text": "hi"}], [{"type": "image_url"}],
+                    [1, "x"]]  # fmt: skip
+GUARDED = """\
+guardrails:
+  pii: {type: pii, action: redact, reversible: true}
+  secrets: {type: secrets}
+  lim: {type: limits, max_input_tokens: 1000, max_messages: 20, max_output_tokens: 50}
+  deny: {type: deny_list, keywords: [forbidden]}
+  js: {type: json_schema, action: warn}
+"""
+
+
+def mutate(rng: random.Random, body: dict[str, Any]) -> dict[str, Any]:
+    body = orjson.loads(orjson.dumps(body))
+    for _ in range(rng.randint(1, 4)):
+        key, roll = rng.choice(FUZZ_KEYS), rng.random()
+        messages = body.get("messages")
+        if roll < 0.2:
+            body.pop(key, None)
+        elif roll < 0.4 and isinstance(messages, list) and messages:
+            message = rng.choice(messages)
+            if isinstance(message, dict):
+                field = rng.choice(["role", "content", "name", "tool_calls", "tool_call_id"])
+                message[field] = rng.choice(PARTS)
+        else:
+            body[key] = rng.choice(FUZZ_VALUES)
+    return body
+
+
+def test_fuzzed_bodies_through_every_guardrail_never_500(tmp_path: Path) -> None:
+    """Random wrong types in the fields of chat, completions and embeddings bodies (fields
+    an operation does not use included), through input and output guardrails."""
+    policy = tmp_path / "policy.yaml"
+    with RawUpstream(json_answer(OK)) as up:
+        policy.write_text(
+            GUARDED.replace("guardrails:", "version: 1\nguardrails:")
+            + f"""\
+providers:
+  raw: {{type: openai, base_url: "{up.base_url}"}}
+models:
+  m: {{provider: raw, upstream_model: up, guardrails: {{input: [pii, secrets, lim, deny],
+                                                      output: [pii, secrets, js]}}}}
+"""
+        )
+        settings = Settings(policy_path=str(policy), watch_policy=False, access_log=False)
+        with GatewayServer(settings) as gw, httpx.Client(base_url=gw.base_url, timeout=30) as c:
+            rng = random.Random(7)
+            bases: dict[str, dict[str, Any]] = {
+                "/v1/chat/completions": {"model": "m", "messages": [
+                    {"role": "user", "content": "hi jane@example.com"}]},
+                "/v1/completions": {"model": "m", "prompt": "hi"},
+                "/v1/embeddings": {"model": "m", "input": "hi"},
+            }  # fmt: skip
+            for _ in range(600):
+                path = rng.choice(list(bases))
+                body = mutate(rng, bases[path])
+                r = c.post(path, content=orjson.dumps(body),
+                           headers={"content-type": "application/json"})  # fmt: skip
+                assert r.status_code < 500 or r.json()["error"]["code"] == (
+                    "upstream_invalid_response"  # the canned answer fits chat, not all
+                ), (path, body, r.text)
