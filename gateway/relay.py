@@ -137,8 +137,8 @@ async def relay(ctx: RequestContext, stream: ChunkStream) -> AsyncIterator[bytes
         async for payload in stream:
             if ctx.first_chunk_at is None:
                 ctx.first_chunk_at = time.perf_counter()
+            forwarded = observe_chunk(ctx, payload)  # raises on a malformed chunk
             ctx.stream_chunks.append(payload)
-            forwarded = observe_chunk(ctx, payload)
             if forwarded is not None:
                 yield b"data: " + forwarded + b"\n\n"
         completed = True

@@ -63,7 +63,8 @@ def prompt_text(body: dict[str, Any]) -> str:
         if isinstance(content, str):
             parts.append(content)
         elif isinstance(content, list):
-            parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+            parts.extend(p["text"] for p in content
+                         if isinstance(p, dict) and isinstance(p.get("text"), str))  # fmt: skip
     for key in ("prompt", "input"):
         value = body.get(key)
         if isinstance(value, str):
@@ -79,21 +80,29 @@ def completion_text(body: bytes) -> str:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return ""
-    out: list[str] = []
-    for choice in doc.get("choices") or () if isinstance(doc, dict) else ():
-        message = choice.get("message") or {}
-        out.append(str(message.get("content") or choice.get("text") or ""))
-    return "".join(out)
+    return choices_text(doc, "message")
 
 
 def streamed_text(chunks: list[bytes]) -> str:
     out: list[str] = []
     for chunk in chunks:
         try:
-            doc = orjson.loads(chunk)
+            out.append(choices_text(orjson.loads(chunk), "delta"))
         except orjson.JSONDecodeError:
             continue
-        for choice in doc.get("choices") or () if isinstance(doc, dict) else ():
-            delta = choice.get("delta") or {}
-            out.append(str(delta.get("content") or choice.get("text") or ""))
+    return "".join(out)
+
+
+def choices_text(doc: Any, part: str) -> str:
+    """The text of each choice's message (or delta, or legacy `text`), whatever else an
+    upstream put there."""
+    out: list[str] = []
+    for choice in listed(doc.get("choices")) if isinstance(doc, dict) else ():
+        if not isinstance(choice, dict):
+            continue
+        body = choice.get(part)
+        content = body.get("content") if isinstance(body, dict) else None
+        text = content if isinstance(content, str) else choice.get("text")
+        if isinstance(text, str):
+            out.append(text)
     return "".join(out)

@@ -55,12 +55,21 @@ def token_counts(usage: dict[str, Any] | None) -> dict[str, int | None]:
     """OpenAI's usage object as the columns the request log keeps."""
     if not usage:
         return {"input": None, "output": None, "cached_input": None, "reasoning": None}
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-    details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
+    details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
     return {
-        "input": prompt,
-        "output": usage.get("completion_tokens", usage.get("output_tokens")),
-        "cached_input": details.get("cached_tokens"),
-        "reasoning": completion_details.get("reasoning_tokens"),
+        "input": count(usage.get("prompt_tokens", usage.get("input_tokens"))),
+        "output": count(usage.get("completion_tokens", usage.get("output_tokens"))),
+        "cached_input": count(details.get("cached_tokens")) if isinstance(details, dict) else None,
+        "reasoning": count(completion_details.get("reasoning_tokens"))
+        if isinstance(completion_details, dict)
+        else None,
     }
+
+
+def count(value: Any) -> int | None:
+    """A token count as an upstream may spell it; anything but a non-negative integer
+    (a string, a float, a bool, a negative number) is no count."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value

@@ -4,6 +4,9 @@ event, and both say so in the request row; secrets an upstream echoes are masked
 
 from __future__ import annotations
 
+import logging
+import random
+import socket
 from pathlib import Path
 
 import orjson
@@ -198,3 +201,67 @@ def test_only_a_valid_tracestate_is_forwarded(
     states = [line.split(":", 1)[1].strip() for line in head.split("\r\n")
               if line.lower().startswith("tracestate:")]  # fmt: skip
     assert states == ([forwarded] if forwarded else [])
+
+
+FUZZ_VALUES: list[object] = [None, True, 0, -1, 1.5, "", "x", [], [1], {}, {"a": 1}, [{}],
+                             "a" * 50, [None]]  # fmt: skip
+WHOLE = {"id": "c", "object": "chat.completion", "model": "up", "choices": [{
+    "index": 0, "message": {"role": "assistant", "content": "x", "tool_calls": [{
+        "id": "t", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+    "finish_reason": "stop"}], "usage": {"prompt_tokens": 1, "completion_tokens": 1,
+    "prompt_tokens_details": {"cached_tokens": 0}}}  # fmt: skip
+CHUNKS = [
+    {"id": "c", "object": "chat.completion.chunk", "model": "up", "choices": [
+        {"index": 0, "delta": {"role": "assistant", "content": "Hi jane@example.com"},
+         "finish_reason": None}]},
+    {"id": "c", "object": "chat.completion.chunk", "model": "up",
+     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    {"id": "c", "object": "chat.completion.chunk", "model": "up", "choices": [],
+     "usage": {"prompt_tokens": 1, "completion_tokens": 2}},
+]  # fmt: skip
+
+
+def mutate(rng: random.Random, doc: object, depth: int = 0) -> object:
+    """One value somewhere in `doc` replaced by a value of another type."""
+    if isinstance(doc, dict) and doc:
+        key = rng.choice(list(doc))
+        if rng.random() < 0.5 and depth < 4:
+            mutate(rng, doc[key], depth + 1)
+        else:
+            doc[key] = rng.choice(FUZZ_VALUES)
+    elif isinstance(doc, list) and doc:
+        i = rng.randrange(len(doc))
+        if rng.random() < 0.5 and depth < 4:
+            mutate(rng, doc[i], depth + 1)
+        else:
+            doc[i] = rng.choice(FUZZ_VALUES)
+    return doc
+
+
+def test_fuzzed_upstream_answers_are_relayed_or_refused_never_a_500(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Valid answers with one value of the wrong type somewhere (a usage count that is a
+    string, a delta that is a list, ...), through output guardrails and accounting: a
+    200 or a 502, streams that end with [DONE] or an error event, and no error logged."""
+    rng = random.Random(3)
+
+    def answer(request: bytes, conn: socket.socket) -> None:
+        if b'"stream":true' in request:
+            docs = orjson.loads(orjson.dumps(CHUNKS))
+            mutate(rng, rng.choice(docs))
+            events = [b"data: " + orjson.dumps(d) + b"\n\n" for d in docs]
+            sse_answer([*events, b"data: [DONE]\n\n"])(request, conn)
+        else:
+            json_answer(orjson.dumps(mutate(rng, orjson.loads(orjson.dumps(WHOLE)))))(request, conn)
+
+    with RawUpstream(answer) as up, gateway_on(up, tmp_path) as (_, client):
+        for i in range(300):
+            stream = i % 2 == 0
+            body = {**CHAT, "model": ("m", "guarded")[i % 3 == 0], "stream": stream}
+            r = client.post("/v1/chat/completions", json=body)
+            assert r.status_code in (200, 502), r.text
+            if stream and r.status_code == 200:
+                last = [line for line in r.text.split("\n") if line.startswith("data: ")][-1]
+                assert last == "data: [DONE]" or '"error"' in last, r.text
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
