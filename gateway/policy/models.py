@@ -43,6 +43,8 @@ class HttpProviderConfig(Strict):
     timeout_s: float = Field(default=60.0, gt=0)
     connect_timeout_s: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=200, ge=1)
+    # a whole answer (decompressed) or one stream event past this: 502, connection dropped
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     api_version: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
 

@@ -44,7 +44,7 @@ class AnthropicStream:
         self.headers = relayed_headers(response)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for event in iter_sse(self._response, self._url):
+        async for event in iter_sse(self._response, self._url, self._http.max_event_bytes):
             data: Any = parse(self._http.mask(event.data), "stream event")
             name = event.event or str(data.get("type", ""))
             if name == "error":

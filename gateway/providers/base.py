@@ -19,8 +19,8 @@ from gateway.errors import (
     openai_error_from_upstream,
 )
 from gateway.policy.models import HttpProviderConfig
-from gateway.providers.http1 import Origin, Timeouts
-from gateway.providers.sse import SSEEvent, SSEParser
+from gateway.providers.http1 import Origin, ResponseTooLarge, Timeouts
+from gateway.providers.sse import EventTooLarge, SSEEvent, SSEParser
 from gateway.providers.transport import HttpTransport, UpstreamResponse, parse_url
 
 Operation = Literal["chat", "completions", "embeddings"]
@@ -86,7 +86,10 @@ class UpstreamHTTP:
     """One pooled HTTP client per provider (`http1` connections, httpx's exceptions)."""
 
     def __init__(self, config: HttpProviderConfig) -> None:
-        self.transport = HttpTransport(config.max_connections)
+        self.transport = HttpTransport(
+            config.max_connections, max_body_bytes=config.max_response_bytes
+        )
+        self.max_event_bytes = config.max_response_bytes
         connect = config.connect_timeout_s
         self.timeout = Timeouts(connect=connect, read=config.timeout_s, pool=connect)
         self._urls: dict[str, tuple[Origin, str]] = {}
@@ -165,20 +168,29 @@ def upstream_address(base_url: str) -> tuple[str, int | None]:
 def upstream_failure(exc: httpx.HTTPError, url: str) -> GatewayError:
     """Map a transport exception to 504 (timeout) or 502 (anything else)."""
     host = httpx.URL(url).host
+    if isinstance(exc, ResponseTooLarge | httpx.DecodingError):
+        return UpstreamInvalidResponse(f"upstream {host}: {exc}")
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamTimeout(f"upstream {host} timed out")
     return UpstreamUnreachable(f"upstream {host} is unreachable or closed the connection")
 
 
-async def iter_sse(response: UpstreamResponse, url: str) -> AsyncIterator[SSEEvent]:
-    """Events of a streaming response as they arrive; transport errors become GatewayErrors."""
-    parser = SSEParser()
+async def iter_sse(
+    response: UpstreamResponse, url: str, max_event_bytes: int = 64 * 1024 * 1024
+) -> AsyncIterator[SSEEvent]:
+    """Events of a streaming response as they arrive; transport errors become GatewayErrors,
+    and so does an event that grows past `max_event_bytes` without ending."""
+    parser = SSEParser(max_event_bytes)
     try:
         async for chunk in response.aiter_bytes():
             for event in parser.feed(chunk):
                 yield event
     except httpx.HTTPError as exc:
         raise upstream_failure(exc, url) from None
+    except EventTooLarge:
+        raise UpstreamInvalidResponse(
+            f"a stream event from the upstream is over {max_event_bytes} bytes"
+        ) from None
     for event in parser.close():
         yield event
 

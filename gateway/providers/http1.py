@@ -34,6 +34,13 @@ DRAIN_BYTES = 64 * 1024
 DRAIN_S = 1.0
 
 
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a whole response, after decompression (gzip bombs too)
+
+
+class ResponseTooLarge(httpx.ReadError):
+    """A whole response over the pool's `max_body_bytes`: the connection is dropped."""
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     connect: float | None  # TCP (and TLS) connect
@@ -217,6 +224,9 @@ class Connection(asyncio.Protocol):
                 self._fail(httpx.DecodingError(f"could not decompress the response: {exc}"))
                 return
         exchange.size += len(body)
+        if exchange.buffered and exchange.size > self.pool.max_body_bytes:
+            self._fail(ResponseTooLarge(f"the response is over {self.pool.max_body_bytes} bytes"))
+            return
         if exchange.discard:
             if exchange.size > DRAIN_BYTES:
                 self._fail(httpx.ReadError("response abandoned"))
@@ -273,8 +283,10 @@ class ConnectionPool:
     most recently used idle one is reused first."""
 
     def __init__(self, origin: Origin, max_connections: int, keepalive_s: float,
-                 ssl_context: ssl.SSLContext | None) -> None:  # fmt: skip
+                 ssl_context: ssl.SSLContext | None,
+                 max_body_bytes: int = MAX_BODY_BYTES) -> None:  # fmt: skip
         self.origin = origin
+        self.max_body_bytes = max_body_bytes  # a whole (buffered) body, decompressed
         self.loop = asyncio.get_running_loop()
         self.max_connections = max_connections
         self.keepalive_s = keepalive_s

@@ -41,7 +41,7 @@ class OpenAIStream:
         self.headers = relayed_headers(response)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for event in iter_sse(self._response, self._url):
+        async for event in iter_sse(self._response, self._url, self._http.max_event_bytes):
             if event.data == b"[DONE]":
                 self._ended = True
                 return

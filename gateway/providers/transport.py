@@ -17,7 +17,7 @@ import certifi
 import httpx
 import yarl
 
-from gateway.providers.http1 import ConnectionPool, Exchange, Origin, Timeouts
+from gateway.providers.http1 import MAX_BODY_BYTES, ConnectionPool, Exchange, Origin, Timeouts
 
 # Only what a proxy reads or relays is kept in `UpstreamResponse.headers` (real upstreams
 # send 20+): type, rate limits, timing, retry hints.
@@ -114,8 +114,11 @@ class HttpTransport(httpx.AsyncBaseTransport):
     """A connection pool per origin (`max_connections` each), created on first use
     inside the running loop."""
 
-    def __init__(self, max_connections: int, keepalive_s: float = 30.0) -> None:
+    def __init__(
+        self, max_connections: int, keepalive_s: float = 30.0, max_body_bytes: int = MAX_BODY_BYTES
+    ) -> None:
         self._max_connections = max_connections
+        self._max_body_bytes = max_body_bytes
         self._keepalive_s = keepalive_s
         self._pools: dict[Origin, ConnectionPool] = {}
         self._ssl: ssl.SSLContext | None = None
@@ -126,7 +129,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
             context = None
             if origin.scheme == "https":
                 context = self._ssl = self._ssl or tls_context()
-            pool = ConnectionPool(origin, self._max_connections, self._keepalive_s, context)
+            pool = ConnectionPool(origin, self._max_connections, self._keepalive_s, context,
+                                  self._max_body_bytes)  # fmt: skip
             self._pools[origin] = pool
         return pool
 

@@ -27,6 +27,7 @@ providers:
     base_url: {upstream.base_url}
     api_key: ${{FAULT_UPSTREAM_KEY:-{UPSTREAM_KEY}}}
     timeout_s: 2
+    max_response_bytes: 1048576
 guardrails:
   secrets: {{type: secrets}}
 models:

@@ -144,6 +144,37 @@ def test_a_redirect_is_not_an_answer(tmp_path: Path, stream: bool) -> None:
     assert r.json()["error"]["code"] == "upstream_invalid_response"
 
 
+def test_a_huge_or_decompression_bomb_answer_is_refused(tmp_path: Path) -> None:
+    """Answers past the provider's max_response_bytes (1 MiB here), plain or gzip (10 MiB
+    of zeros in ~10 KB), and a stream event that never ends: 502 / an error event, and
+    the gateway does not buffer them whole."""
+    import gzip
+
+    bomb = gzip.compress(b"0" * (10 * 1024 * 1024))
+    huge = b'{"id": "x", "choices": [{"index": 0, "message": {"content": "' + b"a" * 2_000_000
+
+    def answer(request: bytes, conn: socket.socket) -> None:
+        if b'"stream":true' in request:
+            sse_answer([b"data: {" + b'"x": "' + b"a" * 65536] * 40, end=False)(request, conn)
+            return
+        if b"bomb" in request:
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                         b"content-encoding: gzip\r\ncontent-length: %d\r\n\r\n%s"
+                         % (len(bomb), bomb))  # fmt: skip
+            return
+        json_answer(huge)(request, conn)
+
+    with RawUpstream(answer) as up, gateway_on(up, tmp_path) as (_, client):
+        for body in (CHAT, {**CHAT, "user": "bomb"}):
+            r = client.post("/v1/chat/completions", json=body)
+            assert r.status_code == 502, r.text[:200]
+            assert r.json()["error"]["code"] == "upstream_invalid_response"
+        r = client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        assert r.status_code == 200
+        last = [line for line in r.text.split("\n") if line.startswith("data: ")][-1]
+        assert orjson.loads(last[6:])["error"]["code"] == "upstream_invalid_response"
+
+
 def test_upstream_error_echoing_the_key_is_masked(tmp_path: Path) -> None:
     echo = orjson.dumps({"error": {
         "message": f"Incorrect API key provided: {UPSTREAM_KEY}. You can find your key at ...",
