@@ -42,6 +42,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     _head_started: float | None = None
     _body_started: float | None = None
     _check: asyncio.TimerHandle | None = None
+    _running: RequestResponseCycle | None = None  # the request whose app task runs
 
     def settings(self) -> ServerConfig:
         state: Any = (self.app_state or {}).get("gateway")
@@ -78,7 +79,16 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._check is not None:
             self._check.cancel()
-        cancel_abandoned(self.cycle)
+        running = self._running
+        if running is not None and not running.response_complete:
+            # uvicorn marks only the last request it parsed (`self.cycle`); with pipelined
+            # requests that is not the one running, which would then write to a closed
+            # transport (a RuntimeError and a traceback for a client that simply left)
+            running.disconnected = True
+            running.message_event.set()
+        cancel_abandoned(running)
+        for cycle, _ in self.pipeline:  # pipelined requests not started: nobody to answer
+            cycle.disconnected = True
         super().connection_lost(exc)
 
     def _check_deadlines(self) -> None:
@@ -94,7 +104,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if body is not None and now - body >= settings.body_timeout_s:
             self.count("body_timeout")
             self._body_started = None
-            cancel_slow_body(self.cycle)
+            cancel_slow_body(self.cycle)  # the request whose body is arriving
         delay = min(settings.header_timeout_s, settings.body_timeout_s)
         self._check = self.loop.call_later(delay, self._check_deadlines)
 
@@ -106,6 +116,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        self._running = cycle
         if cycle.scope.get("http_version") == "1.0":
             close_delimited(cycle)
         super()._start_asgi_task(cycle, app)

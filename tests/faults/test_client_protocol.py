@@ -120,3 +120,61 @@ def test_http10_stream_is_close_delimited(tmp_path: Path) -> None:
                 assert rest.startswith(b"data: ") and rest.endswith(b"data: [DONE]\n\n")
             else:
                 assert b"transfer-encoding: chunked" in headers
+
+
+BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
+GOOD = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n%s" % (len(BODY), BODY))  # fmt: skip
+MALFORMED = [
+    b"GARBAGE\r\n\r\n",
+    b"\x00\x01\x02\r\n\r\n",
+    b"POST / HTTP/9.9\r\n\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: -5\r\n\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n"
+    b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx: " + b"a" * 200_000 + b"\r\n\r\n",
+    b"POST /v1/%00/x HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}",
+    b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(BODY), BODY),
+    GOOD * 3,  # pipelined, then the client half-closes
+    b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+    b"content-length: 4\r\n\r\n\xff\xfe\xfd\xfc",
+    b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer \xff\xfe\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(BODY), BODY),
+    b"OPTIONS * HTTP/1.1\r\nhost: x\r\n\r\n",
+]
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    sock = connect(port)
+    try:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        return read_all(sock)
+    except OSError:
+        return b""
+    finally:
+        sock.close()
+
+
+def test_malformed_http_never_costs_a_500_or_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import random
+
+    rng = random.Random(5)
+    cases = list(MALFORMED)
+    for _ in range(60):  # GOOD with a few bytes flipped
+        flipped = bytearray(GOOD)
+        for _ in range(rng.randint(1, 6)):
+            flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+        cases.append(bytes(flipped))
+    with RawUpstream(json_answer(OK)) as up, gateway_on(up, tmp_path) as (gw, client):
+        for case in cases:
+            answer = exchange(gw.port, case)
+            assert b" 500 " not in answer.split(b"\r\n", 1)[0], (case[:80], answer[:200])
+        time.sleep(0.3)
+        assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
