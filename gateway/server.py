@@ -24,14 +24,15 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from gateway.errors import RequestTimeout
 from gateway.policy.models import ServerConfig
 
 log = logging.getLogger("gateway.server")
 DEFAULTS = ServerConfig()
+TIMEOUT_BODY = RequestTimeout("The request head took too long to send.").to_body()
 TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                    b"connection: close\r\ncontent-length: 107\r\n\r\n"
-                    b'{"error":{"message":"The request took too long to send.","type":'
-                    b'"invalid_request_error","param":null,"code":null}}')  # fmt: skip
+                    b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
+                    % (len(TIMEOUT_BODY), TIMEOUT_BODY))  # fmt: skip
 
 
 class GatewayHttpProtocol(HttpToolsProtocol):

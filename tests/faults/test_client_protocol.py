@@ -64,6 +64,9 @@ def test_trickled_headers_are_cut_off(tmp_path: Path) -> None:
         for sock in [*socks, idle]:
             sock.close()
         assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers[0]
+        head, _, body = answers[0].partition(b"\r\n\r\n")
+        assert f"content-length: {len(body)}".encode() in head  # framed right
+        assert orjson.loads(body)["error"]["code"] == "request_timeout"
         assert gw.app.state.reloader.state.connection_faults["header_timeout"] == 11
 
 
