@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -105,6 +106,20 @@ class GatewayServer:
     @property
     def v1(self) -> str:
         return self.base_url + "/v1"
+
+
+def wait_until_ready(proc: subprocess.Popen[str], base: str, timeout_s: float) -> None:
+    """Poll `base`/readyz until the gateway process answers 200 (it must not exit)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(base + "/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, f"the gateway exited ({proc.returncode})"
+        assert time.monotonic() < deadline, "the gateway did not start"
+        time.sleep(0.1)
 
 
 @contextmanager

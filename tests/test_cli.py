@@ -14,7 +14,7 @@ import httpx
 import orjson
 
 from benchmarks.mock_upstream import Behavior, MockUpstream, free_port
-from tests.conftest import DEFAULT_MODELS, PolicyWriter
+from tests.conftest import DEFAULT_MODELS, PolicyWriter, wait_until_ready
 
 GATEWAY = [sys.executable, "-m", "gateway"]
 CHAT = {"model": "gpt", "messages": [{"role": "user", "content": "Hi"}]}
@@ -32,15 +32,7 @@ def serving(*args: str, start_s: float = 20) -> Iterator[tuple[subprocess.Popen[
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + start_s
-        while True:
-            try:
-                if httpx.get(base + "/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "gateway did not start"
-            time.sleep(0.1)
+        wait_until_ready(proc, base, start_s)
         yield proc, base
     finally:
         if proc.poll() is None:

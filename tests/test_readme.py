@@ -11,7 +11,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from gateway.cli import build_parser
 from gateway.policy.loader import parse_texts
+from tests.conftest import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -92,25 +92,14 @@ def gateway_argv(line: str) -> list[str]:
 @contextmanager
 def served(argv: list[str], env: dict[str, str]) -> Iterator[str]:
     """The command as written (port 8080, as the README says), until it is ready."""
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=subprocess.DEVNULL, text=True)
     base = "http://127.0.0.1:8080"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base + "/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, "the README's serve command exited"
-            assert time.monotonic() < deadline, "the README's serve command did not start"
-            time.sleep(0.2)
+        wait_until_ready(proc, base, 120)
         yield base
     finally:
         proc.terminate()
         proc.wait(60)
-        assert proc.stderr is not None
-        proc.stderr.close()
 
 
 def port_8080_free() -> bool:

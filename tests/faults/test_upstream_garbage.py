@@ -8,6 +8,7 @@ import logging
 import random
 import socket
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -254,18 +255,15 @@ CHUNKS = [
 
 def mutate(rng: random.Random, doc: object, depth: int = 0) -> object:
     """One value somewhere in `doc` replaced by a value of another type."""
-    if isinstance(doc, dict) and doc:
-        key = rng.choice(list(doc))
+    keys: list[Any] = list(doc) if isinstance(doc, dict) else list(range(len(doc))) if isinstance(
+        doc, list) else []  # fmt: skip
+    if keys:
+        key = rng.choice(keys)
+        container: Any = doc
         if rng.random() < 0.5 and depth < 4:
-            mutate(rng, doc[key], depth + 1)
+            mutate(rng, container[key], depth + 1)
         else:
-            doc[key] = rng.choice(FUZZ_VALUES)
-    elif isinstance(doc, list) and doc:
-        i = rng.randrange(len(doc))
-        if rng.random() < 0.5 and depth < 4:
-            mutate(rng, doc[i], depth + 1)
-        else:
-            doc[i] = rng.choice(FUZZ_VALUES)
+            container[key] = rng.choice(FUZZ_VALUES)
     return doc
 
 
