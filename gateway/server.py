@@ -52,7 +52,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def count(self, what: str) -> None:
         state: Any = (self.app_state or {}).get("gateway")
         if state is not None:
-            state.connection_faults[what] += 1
+            state.connection_fault(what)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

@@ -42,6 +42,12 @@ class GatewayState:
         self._otel = next((s for s in self.sinks if isinstance(s, OTelSink)), None)
         self._sampler = self._otel if self._otel and self._otel.sampler is not None else None
 
+    def connection_fault(self, what: str) -> None:
+        """From the server protocol: `refused`, `header_timeout` or `body_timeout`."""
+        self.connection_faults[what] += 1
+        if self._otel is not None:
+            self._otel.connection_fault(what)
+
     def begin_drain(self) -> None:
         """Shutdown has begun (the server protocol says so): not ready any more, and
         whatever still runs at the drain deadline is ended with server_shutting_down

@@ -143,6 +143,10 @@ class OTelSink:
             return
         self._queue.put(ctx)
 
+    def connection_fault(self, what: str) -> None:
+        """A connection the server protocol refused or cut: counted in Prometheus."""
+        self.prometheus.record("gateway.connection.faults", 1, {"gateway.fault": what})
+
     def probe(self, path: str, status: int) -> None:
         """A health probe or scrape: counted in Prometheus alone (no span, no row)."""
         labels = {"url.path": path, "http.response.status_code": status}

@@ -101,6 +101,8 @@ def test_connections_past_the_limit_are_refused(tmp_path: Path) -> None:
         time.sleep(0.1)
         assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
         assert gw.app.state.reloader.state.connection_faults["refused"] >= 1
+        text = client.get("/metrics").text
+        assert 'gateway_connection_faults_total{gateway_fault="refused"}' in text
 
 
 def test_http10_stream_is_close_delimited(tmp_path: Path) -> None:
