@@ -137,8 +137,10 @@ def cancel_abandoned(cycle: RequestResponseCycle | None) -> None:
 def cancel_slow_body(cycle: RequestResponseCycle | None) -> None:
     """The body's deadline passed: the request reading it is cancelled, and reading the
     body answers 408 (`gateway.requests.read_body`)."""
-    ctx = cycle.scope.get("state", {}).get("ctx") if cycle is not None else None
-    if ctx is not None and ctx.task is not None and not cycle.response_complete:  # type: ignore[union-attr]
+    if cycle is None or cycle.response_complete:
+        return
+    ctx = cycle.scope.get("state", {}).get("ctx")
+    if ctx is not None and ctx.task is not None:
         ctx.body_timed_out = True
         ctx.task.cancel()
 
