@@ -61,7 +61,7 @@ def is_json(content_type: str) -> bool:
                                             media.endswith("+json"))  # fmt: skip
 
 
-async def read_body(request: Request, server: ServerConfig) -> bytes:
+async def read_body(request: Request, server: ServerConfig, ctx: RequestContext) -> bytes:
     content_type = request.headers.get("content-type", "application/json")
     if not is_json(content_type):
         raise UnsupportedMediaType(f"Content-Type must be application/json, not {content_type!r}.")
@@ -84,9 +84,8 @@ async def read_body(request: Request, server: ServerConfig) -> bytes:
                 raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit.")
             if not message.get("more_body", False):
                 return b"".join(chunks)
-    except asyncio.CancelledError:
-        ctx: RequestContext | None = request.scope["state"].get("ctx")
-        if ctx is None or not ctx.body_timed_out or ctx.task is None:
+    except asyncio.CancelledError:  # the server protocol's body deadline, or another cancel
+        if not ctx.body_timed_out or ctx.task is None:
             raise
         ctx.task.uncancel()
         raise RequestTimeout(
@@ -128,7 +127,7 @@ async def read_request(
     request: Request, operation: Operation, server: ServerConfig, ctx: RequestContext
 ) -> ParsedRequest:
     ctx.operation = operation
-    call = parse_body(await read_body(request, server), operation)
+    call = parse_body(await read_body(request, server, ctx), operation)
     ctx.model, ctx.stream = call.model, call.stream
     ctx.client_wants_usage = call.wants_usage
     ctx.request_body = call.body

@@ -86,11 +86,7 @@ class GatewayState:
         # a metric label takes the policy's model names only: a client's made-up names
         # would each add a series (and memory) without bound
         ctx.model_label = ctx.model or "" if model is not None else ("other" if ctx.model else "")
-        try:
-            settle(ctx, self.pricing, price, policy.telemetry.capture_content)
-        except Exception:  # telemetry never raises into a request: the row goes without
-            log.exception("could not settle tokens and cost", extra={"fields": {
-                "request_id": ctx.request_id}})  # fmt: skip
+        settle(ctx, self.pricing, price, policy.telemetry.capture_content)
         for sink in self.sinks:
             sink.record(ctx)
 

@@ -176,7 +176,7 @@ def upstream_failure(exc: httpx.HTTPError, url: str) -> GatewayError:
 
 
 async def iter_sse(
-    response: UpstreamResponse, url: str, max_event_bytes: int = 64 * 1024 * 1024
+    response: UpstreamResponse, url: str, max_event_bytes: int
 ) -> AsyncIterator[SSEEvent]:
     """Events of a streaming response as they arrive; transport errors become GatewayErrors,
     and so does an event that grows past `max_event_bytes` without ending."""

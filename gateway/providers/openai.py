@@ -47,7 +47,7 @@ class OpenAIStream:
                 return
             # masked here; checked where each chunk is read anyway (the guardrails' rewrite,
             # the relay's observe_chunk): one JSON parse a chunk, not two
-            yield self._http.mask(event.data) if self._http.secrets else event.data
+            yield self._http.mask(event.data)
         raise UpstreamUnreachable("upstream stream ended before [DONE]")
 
     async def aclose(self) -> None:
@@ -87,7 +87,7 @@ class OpenAIProvider:
         url = self.url(request)
         headers = {**self._headers, **request.headers}
         response = await self.http.send(url, self.body(request), headers, stream=False)
-        body = self.http.mask(response.content) if self.http.secrets else response.content
+        body = self.http.mask(response.content)
         doc = check_completion(request.operation, body)
         return Completion(body, relayed_headers(response), doc)
 

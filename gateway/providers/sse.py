@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.providers.http1 import MAX_BODY_BYTES
+
 
 @dataclass(frozen=True, slots=True)
 class SSEEvent:
@@ -23,7 +25,7 @@ class SSEParser:
     CRLF, LF and CR line endings are all accepted.
     """
 
-    def __init__(self, max_event_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, max_event_bytes: int = MAX_BODY_BYTES) -> None:
         self.max_event_bytes = max_event_bytes
         self._size = 0  # bytes of the event being read (its data lines and the open line)
         self._buffer = b""

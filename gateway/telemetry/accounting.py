@@ -19,11 +19,18 @@ log = logging.getLogger("gateway.telemetry")
 def settle(
     ctx: RequestContext, pricing: Pricing, price: PriceConfig | None, capture: bool = False
 ) -> None:
-    if capture:
-        capture_content(ctx)
-    ctx.tokens = reported(ctx) or estimated(ctx)
-    if ctx.tokens is not None and ctx.attempts and ctx.upstream_model:
-        ctx.cost = pricing.cost(ctx.attempts[-1].system, ctx.upstream_model, ctx.tokens, price)
+    """Never raises (telemetry never raises into a request): what fails is logged and the
+    row goes without it."""
+    try:
+        if capture:
+            capture_content(ctx)
+        ctx.tokens = reported(ctx) or estimated(ctx)
+        if ctx.tokens is not None and ctx.attempts and ctx.upstream_model:
+            system = ctx.attempts[-1].system
+            ctx.cost = pricing.cost(system, ctx.upstream_model, ctx.tokens, price)
+    except Exception:
+        log.exception("could not settle tokens and cost",
+                      extra={"fields": {"request_id": ctx.request_id}})  # fmt: skip
     ctx.request_body = ctx.response_body = None  # done with them
     ctx.stream_chunks = []
 
@@ -45,16 +52,12 @@ def estimated(ctx: RequestContext) -> TokenUse | None:
     if ctx.response_body is None and not ctx.stream_chunks:
         return None
     model = ctx.upstream_model
-    try:
-        prompt = tokens.count(model, tokens.prompt_text(ctx.request_body))
-        if ctx.response_body is not None:
-            output_text = tokens.completion_text(ctx.response_body)
-        else:
-            output_text = tokens.streamed_text(ctx.stream_chunks)
-        output = tokens.count(model, output_text) if ctx.operation != "embeddings" else 0
-    except Exception:  # telemetry never raises into a request
-        log.exception("token estimate failed")
-        return None
+    prompt = tokens.count(model, tokens.prompt_text(ctx.request_body))
+    if ctx.response_body is not None:
+        output_text = tokens.completion_text(ctx.response_body)
+    else:
+        output_text = tokens.streamed_text(ctx.stream_chunks)
+    output = tokens.count(model, output_text) if ctx.operation != "embeddings" else 0
     ctx.tokens_estimated = True
     return TokenUse(prompt, output)
 
