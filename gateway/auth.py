@@ -28,22 +28,33 @@ LOOPBACK = ("127.", "::1", "localhost")
 class KeyChecker:
     def __init__(self, config: AuthConfig) -> None:
         self._keys = [(bytes.fromhex(k.sha256), k.id) for k in config.keys]
-        metrics = config.metrics_key_sha256
-        self._metrics = bytes.fromhex(metrics) if metrics else None
+        self._operator = {
+            "metrics": bytes.fromhex(config.metrics_key_sha256)
+            if config.metrics_key_sha256 else None,
+            "admin": bytes.fromhex(config.admin_key_sha256) if config.admin_key_sha256 else None,
+        }  # fmt: skip
 
     def authorize_metrics(self, headers: Mapping[str, str], client: str | None) -> None:
         """`/metrics` names key ids: with `auth.metrics_key_sha256` it takes that key (and
         no gateway key); without, it answers loopback clients only (a local Prometheus)."""
-        if self._metrics is None:
+        self.authorize_operator("metrics", headers, client)
+
+    def authorize_admin(self, headers: Mapping[str, str], client: str | None) -> None:
+        """`/admin/*`: `auth.admin_key_sha256` only; without it, loopback clients only."""
+        self.authorize_operator("admin", headers, client)
+
+    def authorize_operator(self, what: str, headers: Mapping[str, str], client: str | None) -> None:
+        stored = self._operator[what]
+        if stored is None:
             if client is None or client.startswith(LOOPBACK):
                 return
             raise Forbidden(
-                "Metrics are served to loopback clients only: set auth.metrics_key_sha256 to "
-                "scrape from elsewhere."
+                f"This endpoint answers loopback clients only: set auth.{what}_key_sha256 to "
+                "reach it from elsewhere."
             )
         key = presented_key(headers)
-        if not key or not hmac.compare_digest(hashlib.sha256(key.encode()).digest(), self._metrics):
-            raise AuthenticationFailed("This endpoint takes the metrics key.")
+        if not key or not hmac.compare_digest(hashlib.sha256(key.encode()).digest(), stored):
+            raise AuthenticationFailed(f"This endpoint takes the {what} key.")
 
     @property
     def enabled(self) -> bool:

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from gateway.cache.stage import CacheRequest
     from gateway.telemetry.cost import Cost, TokenUse
 
 
@@ -85,7 +88,13 @@ class RequestContext:
     verdicts: list[Any] = field(default_factory=list)  # guardrails.chain.Verdict
     restore: dict[str, str] = field(default_factory=dict)  # reversible placeholders
     warnings: list[str] = field(default_factory=list)  # guardrails that warned
-    cache_status: str | None = None  # "hit" | "miss" | "bypass", set by the cache stage
+    # hit | semantic_hit | miss | refresh | bypass (None: the model has no cache);
+    # verify_match | verify_mismatch | verify_error on a semantic hit's check upstream
+    cache_status: str | None = None
+    cache: CacheRequest | None = None  # the cache stage's state for this request
+    cache_age_s: float | None = None  # a hit's entry, how old
+    cache_system: str = ""  # a hit's entry: the provider system that priced it
+    saved_usd: Decimal | None = None  # a hit: what the answer cost when it was fetched
     captured_input: str | None = None  # only when the policy opts in to content capture
     captured_output: str | None = None
 

@@ -12,6 +12,8 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.cache import stage as cache
+from gateway.cache import verify
 from gateway.context import Attempt, RequestContext, new_span_id
 from gateway.errors import GatewayError
 from gateway.guardrails import chain as guardrails
@@ -35,11 +37,11 @@ async def handle(request: Request, operation: Operation) -> Response:
     call = await read_request(request, operation, runtime.policy.server, ctx)
     resolve_prompt(runtime, call)
     await guard_input(runtime, ctx, call)
-    if (cached := await state.cache.get(ctx, call)) is not None:
-        return record(ctx, cached)
+    if (cached := await cache_lookup(state, runtime, ctx, call, request)) is not None:
+        return record(ctx, await guard_output(runtime, ctx, cached))
     targets = route(runtime, ctx, call)
     result = await unless_client_leaves(ctx, call_provider(ctx, targets, call))
-    result = await guard_output(runtime, ctx, result)
+    result = await guard_output(runtime, ctx, cache.tap(ctx, result))
     return record(ctx, result)
 
 
@@ -61,6 +63,26 @@ async def guard_input(runtime: Runtime, ctx: RequestContext, call: ParsedRequest
     call.body = await guardrails.guard_input(
         ctx, call.body, runtime.chain(call.model, "input", ctx.key_id)
     )
+
+
+async def cache_lookup(
+    state: GatewayState, runtime: Runtime, ctx: RequestContext, call: ParsedRequest,
+    request: Request,
+) -> Completion | ChunkStream | None:  # fmt: skip
+    """The model's cache, if it has one: a stored answer (output guardrails still run on
+    it), or None. A share of semantic hits (`verify_fraction`) is also asked upstream, in
+    the background, to measure how often a semantic hit was wrong."""
+    if not runtime.policy.caches:
+        return None
+    found = await cache.lookup(runtime, ctx, call, request.headers.get("cache-control"))
+    if found is not None and cache.should_verify(ctx):
+        body = {k: v for k, v in call.body.items() if k not in ("stream", "stream_options")}
+        plain = ParsedRequest(call.operation, body, call.model, stream=False)
+        state.tasks.spawn(
+            verify.check(state, ctx, lambda v: call_provider(v, route(runtime, v, plain), plain)),
+            "cache verification",
+        )
+    return found
 
 
 def route(runtime: Runtime, ctx: RequestContext, call: ParsedRequest) -> list[Target]:

@@ -12,6 +12,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateway import pipeline
+from gateway.cache import admin as cache_admin
 from gateway.errors import NotFound, ServiceUnavailable
 from gateway.state import GatewayState
 
@@ -88,4 +89,6 @@ ROUTES = [
     Route("/healthz", Endpoint(healthz), methods=["GET"]),
     Route("/readyz", Endpoint(readyz), methods=["GET"]),
     Route("/metrics", Endpoint(metrics), methods=["GET"]),
+    Route("/admin/cache/stats", Endpoint(cache_admin.stats), methods=["GET"]),
+    Route("/admin/cache/clear", Endpoint(cache_admin.clear), methods=["POST"]),
 ]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
+import redis.asyncio as aioredis
 
 from gateway.auth import KeyChecker
+from gateway.cache import Cache, build_cache
+from gateway.cache.redis_store import connect
+from gateway.cache.response_cache import Embedder
 from gateway.errors import ModelNotFound
 from gateway.guardrails import Guardrail, build_guardrail
 from gateway.policy.loader import LoadedPolicy
@@ -42,6 +47,16 @@ class Runtime:
         self.guardrails = {
             name: build_guardrail(name, c) for name, c in self.policy.guardrails.items()
         }
+        # Redis clients are shared across reloads (closed with the last runtime)
+        self.redis: dict[str, aioredis.Redis] = dict(reuse.redis) if reuse is not None else {}
+        self.embedder: Embedder | None = reuse.embedder if reuse is not None else None
+        self.caches: dict[str, Cache] = {
+            name: reuse.caches[name]
+            if reuse is not None and reuse.policy.caches.get(name) == config
+            else build_cache(name, config, self.redis_client, self.shared_embedder)
+            for name, config in self.policy.caches.items()
+        }
+        self._config_hashes: dict[str, str] = {}
         self.inflight = 0
         self._on_idle: Callable[[], None] | None = None
         self.models_body = orjson.dumps(
@@ -62,6 +77,38 @@ class Runtime:
         if config is None:
             raise ModelNotFound(model_id)
         return config
+
+    def redis_client(self, url: str, timeout_s: float) -> aioredis.Redis:
+        """One client (one connection pool) per Redis URL, for every cache naming it."""
+        if url not in self.redis:
+            self.redis[url] = connect(url, timeout_s)
+        return self.redis[url]
+
+    def shared_embedder(self) -> Embedder:
+        """The MiniLM semantic caches embed with: loaded once, kept across reloads."""
+        if self.embedder is None:
+            self.embedder = Embedder()
+        return self.embedder
+
+    def cache_for(self, model_id: str) -> Cache | None:
+        config = self.policy.models.get(model_id)
+        return self.caches[config.cache] if config is not None and config.cache else None
+
+    def model_config_hash(self, model_id: str) -> str:
+        """What a model alias resolves to (its targets and their providers): an entry made
+        under another configuration is never served."""
+        found = self._config_hashes.get(model_id)
+        if found is None:
+            chain = [model_id, *self.model(model_id).fallbacks]
+            resolved = [
+                [alias, cfg.upstream_model, self.policy.providers[cfg.provider].model_dump(
+                    mode="json", exclude={"api_key", "headers", "timeout_s", "connect_timeout_s",
+                                          "max_connections"})]
+                for alias in chain for cfg in (self.policy.models[alias],)
+            ]  # fmt: skip
+            found = hashlib.sha256(orjson.dumps(resolved, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            self._config_hashes[model_id] = found
+        return found
 
     def targets(self, model_id: str) -> list[Target]:
         """The model's own target first, then its fallbacks in the order the policy lists."""
@@ -89,9 +136,13 @@ class Runtime:
         return [p for p in self.providers.values() if id(p) not in kept]
 
     async def aclose(self, providers: list[Provider] | None = None) -> None:
-        """Close the given providers (default: all) and guardrails holding connections."""
+        """Close the given providers (default: all), guardrails holding connections, and
+        (when closing all) the Redis clients."""
         for provider in self.providers.values() if providers is None else providers:
             await provider.aclose()
+        if providers is None:
+            for client in self.redis.values():
+                await client.aclose()
         for guardrail in self.guardrails.values():
             aclose = getattr(guardrail, "aclose", None)  # webhooks hold an HTTP pool
             if aclose is not None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from gateway.cache import Cache, NoCache
+from gateway.cache import stage as cache
 from gateway.context import RequestContext
 from gateway.runtime import Runtime
 from gateway.tasks import TaskOwner
@@ -21,13 +21,13 @@ from gateway.telemetry.duckdb_sink import DuckDBSink
 from gateway.telemetry.otel import OTelSink
 
 log = logging.getLogger("gateway")
-PROBES = frozenset({"/healthz", "/readyz", "/metrics"})  # not requests to log
+# not requests to log (operator endpoints included)
+PROBES = frozenset({"/healthz", "/readyz", "/metrics", "/admin/cache/stats", "/admin/cache/clear"})
 
 
 @dataclass
 class GatewayState:
     runtime: Runtime
-    cache: Cache = field(default_factory=NoCache)
     sinks: list[TelemetrySink] = field(default_factory=list)
     tasks: TaskOwner = field(default_factory=TaskOwner)
     ready: bool = False
@@ -86,6 +86,8 @@ class GatewayState:
         # a metric label takes the policy's model names only: a client's made-up names
         # would each add a series (and memory) without bound
         ctx.model_label = ctx.model or "" if model is not None else ("other" if ctx.model else "")
+        if ctx.cache is not None:
+            cache.commit(self.tasks, ctx)  # before settle lets go of the answer
         settle(ctx, self.pricing, price, policy.telemetry.capture_content)
         for sink in self.sinks:
             sink.record(ctx)

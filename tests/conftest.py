@@ -49,9 +49,10 @@ def model_lines(
     models: dict[str, tuple[str, str]],
     fallbacks: dict[str, list[str]],
     guardrails: dict[str, str] | None = None,
+    caches: dict[str, str] | None = None,
 ) -> str:
     """YAML for `models:`; `guardrails` maps a model to its inline chains, e.g.
-    `{input: [pii], output: [secrets]}`."""
+    `{input: [pii], output: [secrets]}`; `caches` a model to its cache's name."""
     lines = []
     for name, (provider, upstream) in models.items():
         lines += [f"  {name}:", f"    provider: {provider}", f"    upstream_model: {upstream}"]
@@ -59,6 +60,8 @@ def model_lines(
             lines.append(f"    fallbacks: [{', '.join(fallbacks[name])}]")
         if guardrails and name in guardrails:
             lines.append(f"    guardrails: {guardrails[name]}")
+        if caches and name in caches:
+            lines.append(f"    cache: {caches[name]}")
     return "\n".join(lines)
 
 
@@ -156,12 +159,13 @@ def write_policy(tmp_path: Path, mock: MockUpstream) -> PolicyWriter:
         extra: str = "",
         name: str = "policy.yaml",
         guardrails: dict[str, str] | None = None,
+        caches: dict[str, str] | None = None,
     ) -> Path:
         text = (
             POLICY.format(
                 mock=mock.base_url,
                 dead_port=free_port(),
-                models=model_lines(models or DEFAULT_MODELS, fallbacks or {}, guardrails),
+                models=model_lines(models or DEFAULT_MODELS, fallbacks or {}, guardrails, caches),
             )
             + extra
         )

@@ -77,7 +77,8 @@ def test_prometheus_config_is_valid() -> None:
 def test_every_dashboard_query_returns_data(
     write_policy: PolicyWriter, mock: MockUpstream, tmp_path: Path
 ) -> None:
-    path = write_policy({"gpt": ("mock", "gpt-4o-mini"), "claude": ("claude", "claude-up")})
+    path = write_policy({"gpt": ("mock", "gpt-4o-mini"), "claude": ("claude", "claude-up")},
+                        extra="caches:\n  exact: {type: exact}\n", caches={"gpt": "exact"})  # fmt: skip
     with serving("--policy", str(path)) as (_, base):
 
         def traffic() -> None:
@@ -98,6 +99,10 @@ def test_every_dashboard_query_returns_data(
                 base + "/v1/chat/completions",
                 json={"model": "nope", "messages": [{"role": "user", "content": "Hi"}]},
             )
+            for _ in range(2):  # a miss, then hits (the cache panels)
+                httpx.post(base + "/v1/chat/completions", json={
+                    "model": "gpt", "temperature": 0,
+                    "messages": [{"role": "user", "content": "Hi"}]})  # fmt: skip
 
         prom_port = free_port()
         config = tmp_path / "prometheus.yml"

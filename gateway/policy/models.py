@@ -206,10 +206,35 @@ class ModelGuardrails(Strict):
     output: tuple[str, ...] = ()
 
 
+class CacheConfig(Strict):
+    """A response cache (`caches:`): exact (same request, byte for byte once canonical) or
+    semantic (same context, a last user message that means the same)."""
+
+    type: Literal["exact", "semantic"] = "exact"
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str | None = None  # backend: redis (redis://, rediss:// or unix://)
+    ttl_s: int = Field(default=86400, ge=1)
+    max_mb: float = Field(default=256, gt=0)  # backend: memory, per process (LRU past it)
+    # deterministic: temperature 0, or a seed given; all: every request
+    eligible: Literal["deterministic", "all"] = "deterministic"
+    threshold: float = Field(default=0.95, gt=0, le=1)  # semantic: cosine similarity
+    verify_fraction: float = Field(default=0.0, ge=0, le=1)  # semantic hits checked upstream
+    store_truncated: bool = False  # also keep answers cut off by max_tokens
+    max_entry_kb: int = Field(default=1024, ge=1)  # larger answers are not stored
+    timeout_ms: float = Field(default=50, gt=0, le=10_000)  # a store call past it: bypass
+    max_partition: int = Field(default=2000, ge=1)  # semantic: entries per context, newest kept
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+
 class ModelConfig(Strict):
     provider: str
     upstream_model: str
     fallbacks: tuple[str, ...] = ()
+    cache: str | None = None  # a name under `caches:`
     owned_by: str | None = None
     price: PriceConfig | None = None
     guardrails: ModelGuardrails = ModelGuardrails()
@@ -219,6 +244,9 @@ class ApiKey(Strict):
     id: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     guardrails: ModelGuardrails = ModelGuardrails()  # run after the model's own, for this key
+    # whose cache entries this key reads and writes (default: its own id; keys naming the
+    # same namespace share answers)
+    cache_namespace: str | None = Field(default=None, min_length=1)
 
 
 class AuthConfig(Strict):
@@ -226,8 +254,10 @@ class AuthConfig(Strict):
     allow_unauthenticated_remote: bool = False
     # /metrics: this key only (sha256 hex); unset (or empty), loopback clients only
     metrics_key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    # /admin/* (cache stats and clearing): this key only; unset, loopback clients only
+    admin_key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
-    @field_validator("metrics_key_sha256", mode="before")
+    @field_validator("metrics_key_sha256", "admin_key_sha256", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -260,6 +290,7 @@ class Policy(Strict):
     auth: AuthConfig = AuthConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     guardrails: dict[str, GuardrailConfig] = Field(default_factory=dict)
+    caches: dict[str, CacheConfig] = Field(default_factory=dict)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 
@@ -284,6 +315,11 @@ def cross_reference_errors(policy: Policy) -> list[tuple[tuple[str | int, ...], 
         for i, fallback in enumerate(model.fallbacks):
             if fallback not in policy.models or fallback == name:
                 errors.append((("models", name, "fallbacks", i), f"unknown model {fallback!r}"))
+        if model.cache is not None and model.cache not in policy.caches:
+            errors.append((("models", name, "cache"), f"unknown cache {model.cache!r}"))
+    for name, cache in policy.caches.items():
+        if cache.backend == "redis" and not cache.redis_url:
+            errors.append((("caches", name, "redis_url"), "backend redis needs a redis_url"))
     for name, provider in policy.providers.items():
         if provider.type == "azure" and provider.api_key is None:
             errors.append((("providers", name, "api_key"), "azure needs an api_key"))

@@ -4,16 +4,19 @@ provider-reported usage first, else a tiktoken count marked as estimated."""
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
 import orjson
 
 from gateway.context import RequestContext
 from gateway.policy.models import PriceConfig
 from gateway.telemetry import tokens
-from gateway.telemetry.cost import Pricing, TokenUse
+from gateway.telemetry.cost import Cost, Pricing, TokenUse
 from gateway.telemetry.usage import token_counts
 
 log = logging.getLogger("gateway.telemetry")
+HITS = frozenset({"hit", "semantic_hit"})
+ZERO = Decimal(0)
 
 
 def settle(
@@ -25,9 +28,12 @@ def settle(
         if capture:
             capture_content(ctx)
         ctx.tokens = reported(ctx) or estimated(ctx)
-        if ctx.tokens is not None and ctx.attempts and ctx.upstream_model:
-            system = ctx.attempts[-1].system
+        system = ctx.attempts[-1].system if ctx.attempts else ctx.cache_system
+        if ctx.tokens is not None and (ctx.attempts or ctx.cache_system) and ctx.upstream_model:
             ctx.cost = pricing.cost(system, ctx.upstream_model, ctx.tokens, price)
+        if ctx.cost is not None and ctx.cache_status in HITS:  # a hit costs nothing today
+            ctx.saved_usd = ctx.cost.total
+            ctx.cost = Cost(ZERO, ZERO, ZERO, ctx.cost.source)
     except Exception:
         log.exception("could not settle tokens and cost",
                       extra={"fields": {"request_id": ctx.request_id}})  # fmt: skip

@@ -207,11 +207,7 @@ class OTelSink:
         if ctx.operation is None:
             return  # not an API call: no GenAI metrics
         if ctx.cache_status:
-            cache = {
-                "gateway.cache.status": ctx.cache_status,
-                "gen_ai.request.model": ctx.model_label,
-            }
-            self._metric("gateway.cache.lookups", 1, cache)
+            self._cache_metrics(ctx)
         genai = {k: v for k, v in common.items() if k in METRIC_LABELS}
         if "gen_ai.request.model" in genai:  # a client's model name, bounded as a label
             genai["gen_ai.request.model"] = ctx.upstream_model or ctx.model_label
@@ -232,6 +228,19 @@ class OTelSink:
         if ctx.cost is not None:
             spent = {**genai, "gateway.key_id": ctx.key_id or "", "gateway.prompt_version": ""}
             self._metric("gateway.cost", float(ctx.cost.total), spent)
+
+    def _cache_metrics(self, ctx: RequestContext) -> None:
+        status = ctx.cache_status or ""
+        if status.startswith("verify_"):
+            outcome = {"gateway.cache.verification": status.removeprefix("verify_"),
+                       "gen_ai.request.model": ctx.model_label}  # fmt: skip
+            self._metric("gateway.cache.verifications", 1, outcome)
+            return
+        labels = {"gateway.cache.status": status, "gen_ai.request.model": ctx.model_label}
+        self._metric("gateway.cache.lookups", 1, labels)
+        if ctx.saved_usd is not None:
+            saved = {"gen_ai.request.model": ctx.model_label, "gateway.key_id": ctx.key_id or ""}
+            self._metric("gateway.cache.saved", float(ctx.saved_usd), saved)
 
     def _genai_attributes(self, ctx: RequestContext) -> dict[str, Any]:
         attrs: dict[str, Any] = {
@@ -254,6 +263,8 @@ class OTelSink:
             attrs["gateway.model"] = ctx.model
         if ctx.cache_status:
             attrs["gateway.cache.status"] = ctx.cache_status
+        if ctx.cache_age_s is not None:
+            attrs["gateway.cache.age_s"] = round(ctx.cache_age_s, 3)
         if ctx.verdicts:
             attrs["gateway.guardrail.action"] = strongest(ctx.verdicts) or "pass"
         if ctx.key_id:

@@ -34,7 +34,8 @@ def request_row(ctx: RequestContext) -> Row:
         ctx.span_id, tokens.cache_write if tokens else None, ctx.tokens_estimated,
         str(cost.total) if cost else None, str(cost.input) if cost else None,
         str(cost.output) if cost else None, cost.source if cost else None,
-        ctx.cache_status, guardrail_json(ctx), None, None, ctx.tags,
+        ctx.cache_status, guardrail_json(ctx), None, None, ctx.tags, ctx.cache_age_s,
+        str(ctx.saved_usd) if ctx.saved_usd is not None else None,
     )  # fmt: skip
 
 

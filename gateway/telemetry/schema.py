@@ -46,9 +46,13 @@ REQUEST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("prompt_version", "VARCHAR"),
     # v4
     ("tags", "VARCHAR"),  # the request's `metadata` object, as JSON
+    # v5
+    ("cache_age_s", "FLOAT"),  # a cache hit: how old the entry was
+    ("saved_usd", "DECIMAL(18, 10)"),  # a cache hit: the answer's cost at today's prices
 )
 V1_COLUMNS = 27
 V2_COLUMNS = 38
+V4_COLUMNS = 39
 ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("request_id", "VARCHAR NOT NULL"),
     ("attempt", "TINYINT"),
@@ -80,7 +84,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         for c, t in REQUEST_COLUMNS[V1_COLUMNS:V2_COLUMNS]
     ),
     (_create("contents", CONTENT_COLUMNS),),
-    tuple(f"ALTER TABLE requests ADD COLUMN {c} {t}" for c, t in REQUEST_COLUMNS[V2_COLUMNS:]),
+    tuple(
+        f"ALTER TABLE requests ADD COLUMN {c} {t}"
+        for c, t in REQUEST_COLUMNS[V2_COLUMNS:V4_COLUMNS]
+    ),
+    tuple(f"ALTER TABLE requests ADD COLUMN {c} {t}" for c, t in REQUEST_COLUMNS[V4_COLUMNS:]),
 )
 VERSION = len(MIGRATIONS)
 

@@ -134,7 +134,7 @@ def test_one_row_per_request_of_every_kind(
     assert found["upstream-500"][0] == 500
     assert found["cancelled-1"][7] is True
     assert rows(db, "SELECT tags, cache_status FROM requests WHERE request_id = 'ok-1'") == [
-        ('{"team":"search"}', "bypass")
+        ('{"team":"search"}', None)  # the model has no cache
     ]
     attempts = rows(
         db,
