@@ -1,7 +1,9 @@
 """What an embedding misses and a semantic hit must not: two texts that differ in a
-number, a negation or a named thing ("convert 5 km to miles" / "convert 50 km to
-miles", "is X safe" / "is X unsafe", "capital of France" / "capital of Spain") never
-share an answer, however close their vectors are. Pure functions."""
+number, a negation, a direction or a named thing ("convert 5 km to miles" / "convert 50 km
+to miles", "is X safe" / "is X unsafe", "miles to km" / "km to miles", "capital of France"
+/ "capital of Spain") never share an answer, however close their vectors are. Pure
+functions; measured on benchmarks/data/paraphrase_pairs.jsonl by
+`python -m benchmarks.semantic_threshold`."""
 
 from __future__ import annotations
 
@@ -11,61 +13,86 @@ from collections import Counter
 
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"])}  # fmt: skip
+NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100",
+                     "thousand": "1000", "million": "1e6", "billion": "1e9", "dozen": "12",
+                     "half": "0.5", "twice": "2x", "double": "2x", "triple": "3x"})  # fmt: skip
 NEGATIONS = frozenset({
     "not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "nowhere", "without",
     "cannot", "can't", "don't", "doesn't", "didn't", "isn't", "aren't", "wasn't", "weren't",
     "won't", "wouldn't", "shouldn't", "couldn't", "mustn't", "haven't", "hasn't", "hadn't",
-    "except", "excluding", "less", "fewer", "least", "worst", "un", "non", "anti", "against",
+    "except", "excluding", "against",
 })  # fmt: skip
-# prefixes that turn a word into its opposite ("safe" / "unsafe", "legal" / "illegal")
-OPPOSITE_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non", "anti", "de", "mis")
-COMPARATIVES = frozenset({"more", "most", "better", "best", "larger", "smaller", "bigger",
-                          "higher", "lower", "before", "after", "above", "below", "over",
-                          "under", "increase", "decrease", "max", "min", "maximum", "minimum",
-                          "first", "last"})  # fmt: skip
+# words whose presence in one text and not the other turns the question around
+POLAR = frozenset(["up", "down", "more", "less", "most", "least", "fewer", "increase", "decrease", "raise", "before", "after", "above", "below", "over", "under", "max", "min", "maximum", "minimum", "first", "last", "worst", "better", "worse", "larger", "smaller", "bigger", "largest", "smallest", "biggest", "higher", "lower", "highest", "lowest", "faster", "slower", "fastest", "slowest", "cheaper", "cheapest", "expensive", "older", "newer", "oldest", "newest", "earlier", "later", "earliest", "latest", "longer", "shorter", "longest", "shortest", "today", "tomorrow", "yesterday", "tonight", "next", "previous", "add", "remove", "open", "close", "create", "delete", "buy", "sell", "win", "won", "lose", "lost", "start", "stop", "begin", "end", "hot", "cold", "north", "south", "east", "west", "left", "right", "true", "false", "plus", "minus", "off"])  # fmt: skip
+# prefixes that turn a word into its opposite: safe/unsafe, include/exclude, enable/disable
+PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non", "anti", "de", "mis", "en", "ex")
+UNITS = frozenset(["km", "kilometer", "kilometre", "mile", "m", "meter", "metre", "foot", "feet", "inch", "cm", "mm", "kg", "kilogram", "gram", "g", "pound", "lb", "ounce", "oz", "celsius", "fahrenheit", "kelvin", "liter", "litre", "gallon", "usd", "eur", "euro", "dollar", "gbp", "yen", "hour", "minute", "second", "day", "week", "month", "year", "byte", "kb", "mb", "gb", "tb", "percent"])  # fmt: skip
 
 
 def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).replace("\u2019", "'")
 
 
-def numbers(text: str) -> Counter[str]:
-    return Counter(n.replace(",", "") for n in NUMBER.findall(fold(text)))
-
-
 def words(text: str) -> list[str]:
     return WORD.findall(fold(text))
 
 
-def names(text: str) -> set[str]:
-    """Capitalised words not at a sentence's start (a crude, fast proper-noun set),
-    possessives folded ("France's" is "France")."""
-    found: set[str] = set()
-    for sentence in re.split(r"(?<=[.!?:])\s+|\n+", fold(text)):
-        for word in words(sentence)[1:]:
-            if word[0].isupper() and word.lower() not in NEGATIONS and word != "I":
-                found.add(word.removesuffix("'s").lower())
+def singular(word: str) -> str:
+    word = word.lower()
+    if word in ("feet", "inches"):
+        return "foot" if word == "feet" else "inch"
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def numbers(text: str) -> Counter[str]:
+    found = Counter(n.replace(",", "") for n in NUMBER.findall(fold(text)))
+    found.update(NUMBER_WORDS[w.lower()] for w in words(text) if w.lower() in NUMBER_WORDS)
     return found
 
 
+def names(text: str) -> set[str]:
+    """Capitalised words not at a sentence's start (a crude, fast proper-noun set),
+    possessives and plurals folded ("France's" is "France", "Sundays" is "Sunday")."""
+    found: set[str] = set()
+    for sentence in re.split(r"(?<=[.!?:])\s+|\n+", fold(text)):
+        for word in words(sentence)[1:]:
+            if word[0].isupper() and word != "I":
+                found.add(singular(word.removesuffix("'s")))
+    return found
+
+
+def stem(word: str) -> str:
+    for prefix in PREFIXES:
+        if word.startswith(prefix) and len(word) - len(prefix) >= 3:
+            return word[len(prefix) :]
+    return word
+
+
 def opposites(a: set[str], b: set[str]) -> bool:
-    """A word in one text whose prefixed opposite is in the other (safe/unsafe)."""
-    for word in a:
-        for prefix in OPPOSITE_PREFIXES:
-            if prefix + word in b or (word.startswith(prefix) and word[len(prefix) :] in b):
-                return True
-    return False
+    """A word in one text whose prefixed opposite is in the other (safe/unsafe,
+    encrypt/decrypt, import/export)."""
+    stems = {stem(w): w for w in b}
+    stems.update({w: w for w in b})
+    return any((stem(w) in stems and stems[stem(w)] != w) or
+               any(p + w in b for p in PREFIXES) for w in a)  # fmt: skip
 
 
 def same_meaning_markers(a: str, b: str) -> bool:
-    """True unless the texts differ in numbers, negations, opposites, comparatives or
-    named things: then the answer for one is not the answer for the other."""
+    """True unless the texts differ in numbers, negations, polar words, opposites, units
+    (or their order) or named things: then the answer for one is not the answer for the
+    other."""
     if numbers(a) != numbers(b):
         return False
-    wa, wb = {w.lower() for w in words(a)}, {w.lower() for w in words(b)}
-    if (wa & NEGATIONS) != (wb & NEGATIONS) or (wa & COMPARATIVES) != (wb & COMPARATIVES):
+    la, lb = [w.lower() for w in words(a)], [w.lower() for w in words(b)]
+    wa, wb = set(la), set(lb)
+    if (wa & NEGATIONS) != (wb & NEGATIONS) or (wa & POLAR) != (wb & POLAR):
         return False
-    only_a, only_b = wa - wb, wb - wa
-    if opposites(only_a, only_b):
+    if opposites(wa - wb, wb - wa):
+        return False
+    units_a = [u for u in map(singular, la) if u in UNITS]
+    units_b = [u for u in map(singular, lb) if u in UNITS]
+    if units_a and units_b and units_a != units_b:  # "how long" / "how many days" may agree
         return False
     return names(a) == names(b)
