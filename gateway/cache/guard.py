@@ -13,8 +13,15 @@ from collections import Counter
 
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
-NUMBER_WORDS = {w: str(i) for i, w in enumerate(
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"])}  # fmt: skip
+
+
+def listed(text: str) -> list[str]:
+    return text.split()
+
+
+NUMBER_WORDS = {w: str(i) for i, w in enumerate(listed("""
+zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen
+fifteen sixteen seventeen eighteen nineteen twenty"""))}  # fmt: skip
 NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100",
                      "thousand": "1000", "million": "1e6", "billion": "1e9", "dozen": "12",
                      "half": "0.5", "twice": "2x", "double": "2x", "triple": "3x"})  # fmt: skip
@@ -25,10 +32,30 @@ NEGATIONS = frozenset({
     "except", "excluding", "against",
 })  # fmt: skip
 # words whose presence in one text and not the other turns the question around
-POLAR = frozenset(["up", "down", "more", "less", "most", "least", "fewer", "increase", "decrease", "raise", "before", "after", "above", "below", "over", "under", "max", "min", "maximum", "minimum", "first", "last", "worst", "better", "worse", "larger", "smaller", "bigger", "largest", "smallest", "biggest", "higher", "lower", "highest", "lowest", "faster", "slower", "fastest", "slowest", "cheaper", "cheapest", "expensive", "older", "newer", "oldest", "newest", "earlier", "later", "earliest", "latest", "longer", "shorter", "longest", "shortest", "today", "tomorrow", "yesterday", "tonight", "next", "previous", "add", "remove", "open", "close", "create", "delete", "buy", "sell", "win", "won", "lose", "lost", "start", "stop", "begin", "end", "hot", "cold", "north", "south", "east", "west", "left", "right", "true", "false", "plus", "minus", "off"])  # fmt: skip
+POLAR = frozenset(
+    listed(
+        """
+above add after before begin below better bigger biggest buy cheaper cheapest close cold
+create decrease delete down earlier earliest east end expensive false faster fastest fewer
+first higher highest hot increase larger largest last later latest least left less longer
+longest lose lost lower lowest max maximum min minimum minus more most newer newest next
+north off older oldest open over plus previous raise remove right sell shorter shortest
+slower slowest smaller smallest south start stop today tomorrow tonight true under up west
+win won worse worst yesterday
+"""
+    )
+)
 # prefixes that turn a word into its opposite: safe/unsafe, include/exclude, enable/disable
 PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non", "anti", "de", "mis", "en", "ex")
-UNITS = frozenset(["km", "kilometer", "kilometre", "mile", "m", "meter", "metre", "foot", "feet", "inch", "cm", "mm", "kg", "kilogram", "gram", "g", "pound", "lb", "ounce", "oz", "celsius", "fahrenheit", "kelvin", "liter", "litre", "gallon", "usd", "eur", "euro", "dollar", "gbp", "yen", "hour", "minute", "second", "day", "week", "month", "year", "byte", "kb", "mb", "gb", "tb", "percent"])  # fmt: skip
+UNITS = frozenset(
+    listed(
+        """
+byte celsius cm day dollar eur euro fahrenheit feet foot g gallon gb gbp gram hour inch kb
+kelvin kg kilogram kilometer kilometre km lb liter litre m mb meter metre mile minute mm
+month ounce oz percent pound second tb usd week year yen
+"""
+    )
+)
 
 
 def fold(text: str) -> str:

@@ -39,7 +39,10 @@ def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
     url = request.getfixturevalue("redis_server").url if request.param == "redis" else None
     tmp = tmp_path_factory.mktemp(f"semantic-{request.param}")
     path = tmp / "policy.yaml"
-    models = {"gpt": ("up-gpt", "similar"), "checked": ("up-checked", "checked")}
+    models: dict[str, tuple[str, str | None]] = {
+        "gpt": ("up-gpt", "similar"),
+        "checked": ("up-checked", "checked"),
+    }
     db = tmp / "log" / "requests.duckdb"
     path.write_text(cache_policy(mock.base_url, caches(url), models,
                                  AUTH + TELEMETRY.format(db=db)))  # fmt: skip
