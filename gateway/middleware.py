@@ -95,6 +95,8 @@ class RequestContextMiddleware:
                 started = True
                 ctx.status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
+                if ctx.cache_status is not None:  # answers and errors alike
+                    message["headers"] += cache_headers(ctx)
             await send(message)
 
         task = ctx.task = asyncio.current_task()
@@ -117,6 +119,14 @@ class RequestContextMiddleware:
             if ctx.runtime_release is not None:
                 ctx.runtime_release()
             state.finish(ctx)
+
+
+def cache_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    """`x-gateway-cache` when the model has a cache; `age` (whole seconds) on a hit."""
+    headers = [(b"x-gateway-cache", (ctx.cache_status or "").encode())]
+    if ctx.cache_age_s is not None:
+        headers.append((b"age", b"%d" % int(ctx.cache_age_s)))
+    return headers
 
 
 async def fail(

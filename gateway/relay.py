@@ -29,7 +29,7 @@ def json_response(ctx: RequestContext, completion: Completion) -> Response:
     ctx.first_chunk_at = time.perf_counter()
     ctx.response_body = completion.body
     observe_completion(ctx, completion.body, completion.doc)
-    headers = {**completion.headers, **warning_header(ctx), **cache_headers(ctx)}
+    headers = {**completion.headers, **warning_header(ctx)}
     return Response(completion.body, media_type="application/json", headers=headers)
 
 
@@ -42,17 +42,8 @@ def warning_header(ctx: RequestContext) -> dict[str, str]:
     )
 
 
-def cache_headers(ctx: RequestContext) -> dict[str, str]:
-    """`x-gateway-cache` when the model has a cache; `age` (whole seconds) on a hit."""
-    if ctx.cache_status is None:
-        return {}
-    if ctx.cache_age_s is None:
-        return {"x-gateway-cache": ctx.cache_status}
-    return {"x-gateway-cache": ctx.cache_status, "age": str(int(ctx.cache_age_s))}
-
-
 def sse_response(ctx: RequestContext, stream: ChunkStream) -> Response:
-    headers = {**stream.headers, **SSE_HEADERS, **warning_header(ctx), **cache_headers(ctx)}
+    headers = {**stream.headers, **SSE_HEADERS, **warning_header(ctx)}
     return SSEResponse(relay(ctx, stream), media_type="text/event-stream", headers=headers)
 
 
