@@ -89,7 +89,7 @@ def serve_with_marks(out: Path, argv: list[str]) -> int:
 
     from uvicorn.protocols.http import httptools_impl as uv
 
-    from gateway import cli, middleware, pipeline, relay
+    from gateway import middleware, pipeline, relay
     from gateway.providers import http1
 
     marks = Marks()
@@ -114,7 +114,9 @@ def serve_with_marks(out: Path, argv: list[str]) -> int:
          lambda _self, message: bool(message.get("body")))  # fmt: skip
     atexit.register(lambda: out.write_text(marks.summary() + "\n"))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    return cli.main(argv)
+    from gateway.cli import main
+
+    return main(argv)
 
 
 def case(interval_ms: float, stream: bool) -> str:

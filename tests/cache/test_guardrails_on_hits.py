@@ -75,7 +75,9 @@ def test_reversible_placeholders_are_restored_per_request(gw: tuple[GatewayServe
     server, _ = gw
     mock.behave("up-rev", Behavior(text="I will write to <EMAIL_ADDRESS_1> today."))
     jane = ask(server, "Please email me at jane.doe@example.com", model="rev")
-    assert mock.requests[-1].body["messages"][0]["content"] == "Please email me at <EMAIL_ADDRESS_1>"
+    assert (
+        mock.requests[-1].body["messages"][0]["content"] == "Please email me at <EMAIL_ADDRESS_1>"
+    )
     john = ask(server, "Please email me at john.roe@example.org", model="rev")
     assert john.headers["x-gateway-cache"] == "hit"  # the same request once redacted
     assert jane.json()["choices"][0]["message"]["content"] == (
