@@ -8,22 +8,44 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import aiohttp
 import orjson
 
 
+def varied(body: bytes, unique_share: float) -> Callable[[], bytes]:
+    """`body` as is, or (a share `unique_share` of requests) with its last message made
+    unique: for cache hit rates below 100%."""
+    if not unique_share:
+        return lambda: body
+    doc = orjson.loads(body)
+    counter = itertools.count()
+
+    def next_body() -> bytes:
+        if random.random() >= unique_share:
+            return body
+        messages = [*doc["messages"][:-1], {**doc["messages"][-1], "content":
+                    f"{doc['messages'][-1]['content']} #{next(counter)}-{random.random()}"}]  # fmt: skip
+        return orjson.dumps({**doc, "messages": messages})
+
+    return next_body
+
+
 async def worker(
-    session: aiohttp.ClientSession, url: str, body: bytes, until: float, latencies: list[float]
-) -> int:
+    session: aiohttp.ClientSession, url: str, body: Callable[[], bytes], until: float,
+    latencies: list[float],
+) -> int:  # fmt: skip
     errors = 0
     headers = {"content-type": "application/json"}
     while time.perf_counter() < until:
         started = time.perf_counter()
-        async with session.post(url, data=body, headers=headers) as response:
+        async with session.post(url, data=body(), headers=headers) as response:
             await response.read()
             if response.status != 200:
                 errors += 1
@@ -31,7 +53,9 @@ async def worker(
     return errors
 
 
-async def run(url: str, body: bytes, concurrency: int, duration: float) -> dict[str, float]:
+async def run(url: str, raw: bytes, concurrency: int, duration: float,
+              unique_share: float = 0.0) -> dict[str, float]:  # fmt: skip
+    body = varied(raw, unique_share)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         warm: list[float] = []
@@ -65,8 +89,11 @@ def main() -> None:
     parser.add_argument("body")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--unique-share", type=float, default=0.0,
+                        help="share of requests whose last message is made unique")  # fmt: skip
     args = parser.parse_args()
-    result = asyncio.run(run(args.url, args.body.encode(), args.concurrency, args.duration))
+    result = asyncio.run(run(args.url, args.body.encode(), args.concurrency, args.duration,
+                             args.unique_share))  # fmt: skip
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 
 

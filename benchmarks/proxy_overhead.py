@@ -88,8 +88,9 @@ def time_request(conn: http.client.HTTPConnection, body: bytes, stream: bool) ->
     return elapsed
 
 
-def sequential(ports: dict[str, int], n: int, stream: bool) -> dict[str, list[float]]:
-    body = orjson.dumps(STREAM if stream else CHAT)
+def sequential(ports: dict[str, int], n: int, stream: bool,
+               request: dict[str, Any] | None = None) -> dict[str, list[float]]:  # fmt: skip
+    body = orjson.dumps(request or (STREAM if stream else CHAT))
     conns = {name: http.client.HTTPConnection("127.0.0.1", port) for name, port in ports.items()}
     samples: dict[str, list[float]] = {name: [] for name in ports}
     for i in range(n + n // 10):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.suite import write_figures
 from gateway.cache.guard import same_meaning_markers
 from gateway.cache.response_cache import Embedder
 from gateway.stats import table
@@ -56,16 +57,18 @@ def measure(path: Path, embedder: Embedder) -> tuple[list[list[object]], list[li
 def main() -> None:
     argparse.ArgumentParser(description=__doc__).parse_args()
     embedder = Embedder()
+    lines: list[str] = []
     for path, role in ((PAIRS, "tuned on"), (HELD_OUT, "held out")):
         summary, per_kind = measure(path, embedder)
-        print(f"{path.name} ({role}): hit rate on pairs that should share, false-hit rate "
-              "on pairs that must not (embedding alone; with the guard)")  # fmt: skip
-        print(table(["threshold", "hit_rate", "false_hit_rate", "hit_rate_guarded",
-                     "false_hit_rate_guarded"], summary))  # fmt: skip
-        print()
-        print(table(["negative kind", "pairs", "median_similarity", "max_similarity",
-                     "guard_passes"], per_kind))  # fmt: skip
-        print()
+        lines += [f"{path.name} ({role}): hit rate on pairs that should share, false-hit "
+                  "rate on pairs that must not (embedding alone; with the guard)",
+                  table(["threshold", "hit_rate", "false_hit_rate", "hit_rate_guarded",
+                         "false_hit_rate_guarded"], summary), "",
+                  table(["negative kind", "pairs", "median_similarity", "max_similarity",
+                         "guard_passes"], per_kind), ""]  # fmt: skip
+    print("\n".join(lines))
+    write_figures(Path(__file__).with_name("semantic_threshold.txt"),
+                  "python -m benchmarks.semantic_threshold", lines)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 The exact key is the SHA-256 of canonical JSON (sorted keys, no whitespace) of
 `[KEY_VERSION, namespace, operation, model alias, model config hash, body]` where the body
 is the client's, minus the fields that do not shape the answer (`UNKEYED`), with OpenAI's
-defaults written out (an omitted `temperature` is 1), `null` fields dropped (OpenAI reads
-them as omitted), integral floats written as integers (`0.0` is `0`), `max_tokens` spelled
-`max_completion_tokens`, a `stop` string as a one-item list and a message's content of a
-single text part as a plain string.
+defaults written out (an omitted `temperature` is 1), top-level `null` fields dropped
+(OpenAI reads them as omitted), top-level integral floats written as integers
+(`temperature: 0.0` is `0`), `max_tokens` spelled `max_completion_tokens`, a `stop` string
+as a one-item list and a message's content of a single text part as a plain string.
+Nested values (messages, tools, schemas) are keyed as sent: walking them would cost every
+request time for spellings clients do not vary.
 """
 
 from __future__ import annotations
@@ -36,21 +38,19 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def normalise(value: Any) -> Any:
-    """Numbers as one spelling (2.0 is 2), nulls inside objects dropped, recursively."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+def number(value: Any) -> Any:
+    """One spelling per number: 2.0 is 2."""
+    if type(value) is float and value.is_integer() and abs(value) < 2**53:
         return int(value)
-    if isinstance(value, dict):
-        return {k: normalise(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [normalise(v) for v in value]
     return value
 
 
 def canonical_body(operation: Operation, body: dict[str, Any]) -> dict[str, Any]:
     """The request as it shapes the answer: defaults explicit, unkeyed fields gone."""
     out: dict[str, Any] = {k: v for k, v in DEFAULTS[operation].items() if v is not None}
-    out.update(normalise({k: v for k, v in body.items() if k not in UNKEYED and k != "model"}))
+    for k, v in body.items():
+        if v is not None and k not in UNKEYED and k != "model":
+            out[k] = number(v)
     if operation == "chat":
         if "max_tokens" in out:
             out.setdefault("max_completion_tokens", out.pop("max_tokens"))

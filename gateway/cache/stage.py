@@ -184,4 +184,5 @@ def commit(tasks: TaskOwner, ctx: RequestContext) -> None:
     entry = Entry(ctx.provider or "", ctx.upstream_model or "", system,
                   request.body, request.chunks if request.body is None else None,
                   request.lookup.text, time.time())  # fmt: skip
-    tasks.spawn(request.cache.store_entry(request.lookup, entry), "cache write")
+    if not request.cache.store_now(request.lookup, entry):  # memory: in place, no task
+        tasks.spawn(request.cache.store_entry(request.lookup, entry), "cache write")

@@ -71,6 +71,10 @@ class MemoryStore:
         return item[0]
 
     async def put(self, namespace: str, key: str, value: bytes, ttl_s: float) -> None:
+        self.put_now(namespace, key, value, ttl_s)
+
+    def put_now(self, namespace: str, key: str, value: bytes, ttl_s: float) -> None:
+        """In place, without an await: the request path's write needs no task for it."""
         cost = len(value) + OVERHEAD
         if cost > self.limit:
             return
@@ -131,6 +135,9 @@ class MemoryIndex:
         self._partitions: OrderedDict[str, Partition] = OrderedDict()
 
     async def add(self, partition: str, key: str, vector: F32, ttl_s: float) -> None:
+        self.add_now(partition, key, vector, ttl_s)
+
+    def add_now(self, partition: str, key: str, vector: F32, ttl_s: float) -> None:
         part = self._partitions.get(partition)
         if part is None:
             part = self._partitions[partition] = Partition(self.dims)

@@ -17,8 +17,6 @@ import asyncio
 import functools
 import itertools
 import json
-import logging
-import os
 import re
 import threading
 import zlib
@@ -31,6 +29,7 @@ import onnxruntime as ort
 
 from gateway.guardrails.scanners import Finding, PolicyGuardrail
 from gateway.local.engine import session_options
+from gateway.local.int8 import quantized
 from gateway.local.quant import F32
 from gateway.policy.models import PromptInjectionGuardrail
 
@@ -152,30 +151,6 @@ def _ends(pieces: list[list[int]], budget: int) -> list[list[int]]:
         if not left:
             break
     return head + tail
-
-
-def quantized(model_dir: Path) -> Path:
-    """The encoder with int8 weights and activations (onnxruntime's dynamic quantization:
-    ~2x faster here); made once, next to the float model."""
-    target = model_dir / "model.int8.onnx"
-    if not target.exists():
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        tmp = model_dir / f".model.int8.{os.getpid()}.{threading.get_ident()}.onnx"
-        hint = _NoPreprocessingHint()  # onnxruntime logs a tip for vision models on root
-        logging.getLogger().addFilter(hint)
-        try:
-            quantize_dynamic(model_dir / "model.onnx", tmp, weight_type=QuantType.QInt8,
-                             extra_options={"DefaultTensorType": 1})  # fmt: skip
-        finally:
-            logging.getLogger().removeFilter(hint)
-        tmp.replace(target)
-    return target
-
-
-class _NoPreprocessingHint(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "pre-processing before quantization" not in record.getMessage()
 
 
 def _sigmoid(z: Any) -> Any:

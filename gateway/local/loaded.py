@@ -13,6 +13,7 @@ import numpy as np
 import onnxruntime as ort
 
 from gateway.local.engine import LlamaEngine, session_options
+from gateway.local.int8 import quantized
 from gateway.local.llama_graph import LlamaConfig
 from gateway.local.optimum import OptimumEngine, is_optimum, optimum_meta
 from gateway.local.quant import F32, Q8Matrix
@@ -71,7 +72,8 @@ class EmbeddingModel:
 
     dimensions = 384
 
-    def __init__(self, directory: Path, threads: int) -> None:
+    def __init__(self, directory: Path, threads: int, int8: bool = False) -> None:
+        """`int8`: the dynamically quantized encoder (gateway/local/int8.py)."""
         meta = read_meta(directory)
         if meta.get("format") != "llm-gateway/bert-v1":
             raise ModelLoadError(f"{directory}: not an embedding model ({meta.get('format')})")
@@ -81,7 +83,7 @@ class EmbeddingModel:
         self.tokenizer.enable_truncation(MAX_EMBED_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self.session = ort.InferenceSession(
-            str(directory / "model.onnx"),
+            str(quantized(directory) if int8 else directory / "model.onnx"),
             session_options(threads),
             providers=["CPUExecutionProvider"],
         )
