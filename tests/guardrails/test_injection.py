@@ -171,7 +171,7 @@ def test_the_int8_encoder_is_made_once_without_onnxruntime_tips_in_the_log(
 ) -> None:
     import shutil
 
-    from gateway.guardrails.injection import quantized
+    from gateway.local.int8 import quantized
     from gateway.local.registry import pull
 
     shutil.copyfile(pull("all-minilm-l6-v2") / "model.onnx", tmp_path / "model.onnx")
