@@ -78,10 +78,11 @@ async def cache_lookup(
     if found is not None and cache.should_verify(ctx):
         body = {k: v for k, v in call.body.items() if k not in ("stream", "stream_options")}
         plain = ParsedRequest(call.operation, body, call.model, stream=False)
-        state.tasks.spawn(
-            verify.check(state, ctx, lambda v: call_provider(v, route(runtime, v, plain), plain)),
-            "cache verification",
-        )
+        runtime.acquire()  # its providers stay open until the check is done
+        state.tasks.spawn(verify.check(
+            state, ctx, lambda v: call_provider(v, route(runtime, v, plain), plain),
+            runtime.release,
+        ), "cache verification")  # fmt: skip
     return found
 
 

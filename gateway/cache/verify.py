@@ -63,8 +63,17 @@ async def answers_match(cache: SemanticCache, cached: bytes, fresh: bytes) -> bo
     return float(np.dot(vectors[0], vectors[1])) >= ANSWER_SIMILARITY
 
 
-async def check(state: GatewayState, hit: RequestContext, fetch: Fetch) -> None:
-    """Never raises: a failed check is a `verify_error` row."""
+async def check(state: GatewayState, hit: RequestContext, fetch: Fetch,
+                release: Callable[[], None]) -> None:  # fmt: skip
+    """Never raises: a failed check is a `verify_error` row. `release` lets go of the
+    policy the check ran on (held so that a reload does not close its providers)."""
+    try:
+        await _check(state, hit, fetch)
+    finally:
+        release()
+
+
+async def _check(state: GatewayState, hit: RequestContext, fetch: Fetch) -> None:
     request = hit.cache
     assert request is not None and request.found is not None
     cache, entry = request.cache, request.found
