@@ -251,7 +251,8 @@ zero-latency mock it only breaks even: against any real upstream (hundreds of ms
 is the difference. A miss costs the stage ~12 us of CPU in memory (key, lookup, keeping
 the answer, writing it in place after the response) and two Redis round trips with Redis
 (`GET` before, `SET` after, ~270 us of CPU). A semantic lookup (int8 MiniLM on one
-thread, then the nearest of 1,000 entries) takes ~2.7 ms (p50). The threshold's hit and
+thread, then the nearest of 1,000 entries) takes ~2.9 ms (p50) in memory and ~4.9 ms in
+Redis (the partition's 1.6 MB read by one `GET`). The threshold's hit and
 false-hit rates (`benchmarks/semantic_threshold.txt`, `python -m
 benchmarks.semantic_threshold`) are in [docs/cache.md](docs/cache.md#the-threshold-measured).
 """
