@@ -17,7 +17,8 @@ from benchmarks.mock_upstream import MockUpstream, free_port
 from tests.cache.conftest import RedisServer, cache_policy
 from tests.conftest import wait_until_ready
 
-CACHES = "  shared: {{type: exact, backend: redis, redis_url: '{url}', timeout_ms: 50}}\n"
+CACHES = ("  shared: {{type: exact, backend: redis, redis_url: '{url}', timeout_ms: 50}}\n"
+          "  similar: {{type: semantic, backend: redis, redis_url: '{url}'}}\n")  # fmt: skip
 
 
 @contextmanager
@@ -37,22 +38,22 @@ def gateway_process(policy: Path, log: Path) -> Iterator[str]:
         proc.wait(30)
 
 
-def ask(base: str, text: str) -> httpx.Response:
-    body = {"model": "gpt", "messages": [{"role": "user", "content": text}], "temperature": 0}
+def ask(base: str, text: str, model: str = "gpt") -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": text}], "temperature": 0}
     response = httpx.post(base + "/v1/chat/completions", json=body, timeout=10)
     assert response.status_code == 200, response.text
     return response
 
 
-def status(base: str, text: str) -> str:
-    return ask(base, text).headers["x-gateway-cache"]
+def status(base: str, text: str, model: str = "gpt") -> str:
+    return ask(base, text, model).headers["x-gateway-cache"]
 
 
 @pytest.fixture
 def replicas(tmp_path: Path, mock: MockUpstream, redis_url: str) -> Iterator[list[str]]:
     policy = tmp_path / "policy.yaml"
     policy.write_text(cache_policy(mock.base_url, CACHES.format(url=redis_url),
-                                   {"gpt": ("up-gpt", "shared")}))  # fmt: skip
+                                   {"gpt": ("up-gpt", "shared"), "faq": ("up-faq", "similar")}))  # fmt: skip
     with (gateway_process(policy, tmp_path / "a.log") as a,
           gateway_process(policy, tmp_path / "b.log") as b,
           gateway_process(policy, tmp_path / "c.log") as c):  # fmt: skip
@@ -67,6 +68,16 @@ def test_three_replicas_share_one_cache(replicas: list[str], mock: MockUpstream)
     assert status(c, "shared question") == "hit"
     assert len(mock.requests) == 1
     assert ask(b, "shared question").json() == ask(a, "shared question").json()
+
+
+def test_replicas_share_semantic_entries_and_vectors(replicas: list[str],
+                                                     mock: MockUpstream) -> None:  # fmt: skip
+    a, b, c = replicas
+    assert status(a, "What is the capital of France?", "faq") == "miss"
+    time.sleep(0.3)
+    assert status(b, "What's the capital of France?", "faq") == "semantic_hit"
+    assert status(c, "What is the capital of Spain?", "faq") == "miss"
+    assert len(mock.requests) == 2
 
 
 def test_redis_killed_mid_run_is_a_bypass_then_hits_again(
