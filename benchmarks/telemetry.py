@@ -220,7 +220,9 @@ def queries(rows: int, tmp: Path) -> float:
           'gpt-4o-mini', 'gpt-4o-mini-2024-07-18', 'chatcmpl-' || i, CASE WHEN i % 50 = 0 THEN 500 ELSE 200 END,
           CASE WHEN i % 50 = 0 THEN '500' END, 'stop', 100 + i % 900, 20 + i % 300, 0, 0,
           ['team-a', 'team-b', NULL][1 + i % 3], NULL, false, 1, substr(md5(i::VARCHAR), 1, 16), 0, false,
-          (100 + i % 900) * 0.00000015, (100 + i % 900) * 0.00000015, 0, 'genai-prices', 'bypass', NULL, NULL, NULL, NULL
+          (100 + i % 900) * 0.00000015, (100 + i % 900) * 0.00000015, 0, 'genai-prices',
+          CASE WHEN i % 5 = 0 THEN 'hit' ELSE 'miss' END, NULL, NULL, NULL, NULL,
+          CASE WHEN i % 5 = 0 THEN i % 3600 END, CASE WHEN i % 5 = 0 THEN (100 + i % 900) * 0.00000015 END
         FROM range({rows}) t(i)
     """)  # fmt: skip
     con.execute("CHECKPOINT")

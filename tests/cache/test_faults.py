@@ -4,8 +4,6 @@ the size cap (not stored); and what a hit exports (span attributes, metrics)."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,42 +11,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.mock_upstream import Behavior, MockUpstream
+from benchmarks.mock_upstream import Behavior, MockUpstream, free_port
 from gateway.app import Settings
 from tests.cache.conftest import cache_policy
 from tests.conftest import GatewayServer
-from tests.telemetry.otlp_receiver import HttpReceiver
+from tests.telemetry.otlp_receiver import BlackHole, HttpReceiver
 from tests.telemetry.test_otel import SERVER, otel_env, wait_for
 
 __all__ = ["otel_env"]  # a fixture, used by name
 
 
-class SilentServer:
-    """Accepts TCP connections and never answers (a Redis that hangs)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
-
-
 @pytest.fixture
-def silent() -> Iterator[SilentServer]:
-    server = SilentServer()
+def silent() -> Iterator[BlackHole]:
+    """A Redis that accepts connections and never answers."""
+    server = BlackHole(free_port())
     yield server
     server.close()
 
@@ -66,9 +42,9 @@ def chat(base: str, text: str, **extra: object) -> httpx.Response:
 
 
 def test_a_redis_that_never_answers_is_a_bypass_within_the_timeout(
-    tmp_path: Path, mock: MockUpstream, silent: SilentServer
+    tmp_path: Path, mock: MockUpstream, silent: BlackHole
 ) -> None:
-    caches = f"  c: {{type: exact, backend: redis, redis_url: 'redis://127.0.0.1:{silent.port}/0', timeout_ms: 50}}\n"
+    caches = f"  c: {{type: exact, backend: redis, redis_url: 'redis://127.0.0.1:{silent.sock.getsockname()[1]}/0', timeout_ms: 50}}\n"
     with serve(tmp_path, mock, caches) as gw:
         started = time.monotonic()
         for i in range(10):
