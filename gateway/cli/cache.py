@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 
 from gateway import stats
+from gateway.app import POLICY_ENV
 from gateway.cache import namespace_id
 from gateway.cache.admin import describe
 from gateway.cache.redis_store import RedisStore, connect
@@ -28,6 +29,7 @@ from gateway.policy.models import CacheConfig, Policy
 T = TypeVar("T")
 
 ADMIN_KEY_ENV = "GATEWAY_ADMIN_KEY"
+URL_ENV = "GATEWAY_URL"
 LOG_SQL = """
 SELECT model, count(*) FILTER (WHERE cache_status NOT LIKE 'verify%') AS lookups,
        count(*) FILTER (WHERE cache_status IN ('hit', 'semantic_hit')) AS hits,
@@ -52,9 +54,12 @@ def add_commands(commands: Any) -> None:
     for name, text in (("stats", "entries, hit rate, savings, false-hit rate"),
                        ("clear", "remove entries (all, or one tenant's)")):  # fmt: skip
         tool = tools.add_parser(name, help=text)
-        tool.add_argument("--policy", help="the policy the gateway runs (default: packaged)")
-        tool.add_argument("--url", default="http://127.0.0.1:8080",
-                          help="a running gateway, for memory caches")  # fmt: skip
+        tool.add_argument("--policy", default=os.environ.get(POLICY_ENV) or None,
+                          help=f"the policy the gateway runs (default: ${POLICY_ENV}, else "
+                          "the packaged one)")  # fmt: skip
+        tool.add_argument("--url", default=os.environ.get(URL_ENV, "http://127.0.0.1:8080"),
+                          help=f"a running gateway, for memory caches (default: ${URL_ENV}, "
+                          "else http://127.0.0.1:8080)")  # fmt: skip
         tool.add_argument("--cache", help="only this cache (a name under caches:)")
         if name == "clear":
             tool.add_argument("--namespace", help="only this tenant's entries (a key's "
