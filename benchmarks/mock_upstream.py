@@ -33,6 +33,9 @@ class Behavior:
     )
     tool_call: dict[str, Any] | None = None  # {"name":..., "arguments": {...}}
     no_usage: bool = False  # an upstream that reports no token usage at all
+    headers: dict[str, str] = field(default_factory=dict)  # on every response (errors too)
+    pause_at: int | None = None  # streams: before event N (0: right after the headers)...
+    pause_s: float = 0.0  # ...wait this long
 
 
 @dataclass
@@ -143,8 +146,9 @@ class MockUpstream:
                 }
             }
         return web.Response(
-            body=orjson.dumps(doc), status=behavior.status, content_type="application/json"
-        )
+            body=orjson.dumps(doc), status=behavior.status, content_type="application/json",
+            headers=behavior.headers,
+        )  # fmt: skip
 
     async def guardrail(self, request: web.Request) -> web.StreamResponse:
         """A guardrail webhook: flags the word "forbidden"; "explode" fails, "stall" hangs."""
@@ -186,8 +190,9 @@ class MockUpstream:
         if b is DEFAULT and model == DEFAULT_MODEL:
             return web.Response(body=DEFAULT_BODY, content_type="application/json")
         return web.Response(
-            body=orjson.dumps(openai_completion(model, b)), content_type="application/json"
-        )
+            body=orjson.dumps(openai_completion(model, b)), content_type="application/json",
+            headers=b.headers,
+        )  # fmt: skip
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         body, b = await self._begin(request)
@@ -235,8 +240,9 @@ class MockUpstream:
         self, request: web.Request, model: str, events: list[bytes], b: Behavior
     ) -> web.StreamResponse:
         response = web.StreamResponse(
-            headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
-        )
+            headers={"content-type": "text/event-stream", "cache-control": "no-cache",
+                     **b.headers}
+        )  # fmt: skip
         await response.prepare(request)
         try:
             for i, event in enumerate(events):
@@ -246,6 +252,8 @@ class MockUpstream:
                     return response
                 if i and b.chunk_interval_s:
                     await asyncio.sleep(b.chunk_interval_s)
+                if i == b.pause_at:
+                    await asyncio.sleep(b.pause_s)
                 await response.write(event)
         except (ConnectionResetError, asyncio.CancelledError):
             self.disconnects.append(model)

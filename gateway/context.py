@@ -37,6 +37,9 @@ class Attempt:
     server_address: str | None = None
     server_port: int | None = None
     system: str = ""  # gen_ai.provider.name
+    reason: str = "ok"  # how it ended: ok | retry | fallback | failed
+    backoff_s: float = 0.0  # waited before it (backoff or Retry-After)
+    breaker: str = "closed"  # the target's breaker after it
 
 
 @dataclass(slots=True)
@@ -54,6 +57,9 @@ class RequestContext:
     operation: str | None = None
     model: str | None = None
     model_label: str = ""  # `model` as metrics label it: a policy's model, "other" or ""
+    strategy: str | None = None  # the model's routing strategy
+    session: str | None = None  # x-gateway-session (sticky routing)
+    retry_budget_exhausted: bool = False  # a retry was refused by the model's budget
     provider: str | None = None
     upstream_model: str | None = None
     stream: bool = False

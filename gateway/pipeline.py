@@ -9,24 +9,28 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.cache import stage as cache
 from gateway.cache import verify
 from gateway.context import Attempt, RequestContext, new_span_id
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UpstreamTimeout
 from gateway.guardrails import chain as guardrails
 from gateway.providers.base import (
     ChunkStream,
     Completion,
     Operation,
-    UnsupportedOperation,
 )
 from gateway.relay import json_response, sse_response, unless_client_leaves
 from gateway.requests import ParsedRequest, read_request
-from gateway.runtime import Runtime, Target
+from gateway.routing import RETRIED, Route, Target, triggers
+from gateway.routing.retry import backoff_s, retry_after_s
+from gateway.routing.streams import commit, refused
+from gateway.runtime import Runtime
 from gateway.state import GatewayState
+from gateway.telemetry import tokens
 
 
 async def handle(request: Request, operation: Operation) -> Response:
@@ -39,8 +43,8 @@ async def handle(request: Request, operation: Operation) -> Response:
     await guard_input(runtime, ctx, call)
     if (cached := await cache_lookup(state, runtime, ctx, call, request)) is not None:
         return record(ctx, await guard_output(runtime, ctx, cached))
-    targets = route(runtime, ctx, call)
-    result = await unless_client_leaves(ctx, call_provider(ctx, targets, call))
+    target = route(runtime, ctx, call, request)
+    result = await unless_client_leaves(ctx, call_provider(ctx, runtime, target, call))
     result = await guard_output(runtime, ctx, cache.tap(ctx, result))
     return record(ctx, result)
 
@@ -80,73 +84,177 @@ async def cache_lookup(
         plain = ParsedRequest(call.operation, body, call.model, stream=False)
         runtime.acquire()  # its providers stay open until the check is done
         state.tasks.spawn(verify.check(
-            state, ctx, lambda v: call_provider(v, route(runtime, v, plain), plain),
+            state, ctx, lambda v: call_provider(v, runtime, runtime.route(plain.model), plain),
             runtime.release,
         ), "cache verification")  # fmt: skip
     return found
 
 
-def route(runtime: Runtime, ctx: RequestContext, call: ParsedRequest) -> list[Target]:
+def route(runtime: Runtime, ctx: RequestContext, call: ParsedRequest,
+          request: Request) -> Route:  # fmt: skip
+    """The requested model's route (404 for a model the policy does not name)."""
     ctx.model = call.model
-    return runtime.targets(call.model)
+    found = runtime.route(call.model)
+    ctx.strategy = found.config.strategy
+    ctx.session = request.headers.get("x-gateway-session")
+    return found
 
 
-async def call_provider(
-    ctx: RequestContext, targets: list[Target], call: ParsedRequest
-) -> Completion | ChunkStream:
-    """Try each target in order; move on only when the failure is the upstream's
-    (unreachable, timeout, 429, 5xx) and nothing has reached the client yet."""
-    failure: GatewayError | None = None
-    for target in targets:
-        if not target.provider.supports(call.operation):
-            continue
-        span_id = new_span_id()
-        request = call.upstream_request(target.upstream_model, ctx.upstream_headers(span_id))
-        started_unix, started = time.time(), time.perf_counter()
+async def call_provider(ctx: RequestContext, runtime: Runtime, route: Route,
+                        call: ParsedRequest) -> Completion | ChunkStream:  # fmt: skip
+    """The model's own targets first (`try_route`: selection and retries); a failure they
+    do not fix goes to the first fallback whose `on` names its kind, whose own targets
+    are tried the same way. A client's own error (a 4xx of its making) ends it at once."""
+    total_s = route.config.timeouts.total_s
+    deadline = asyncio.get_running_loop().time() + total_s if total_s is not None else None
+    tried = {route.model}
+    while True:
         try:
-            if call.stream:
-                result: Completion | ChunkStream = await target.provider.stream(request)
-            else:
-                result = await target.provider.complete(request)
-        except asyncio.CancelledError:  # the client left (or shutdown): the call is abandoned
-            ctx.attempts.append(
-                attempt(target, 499, started, "client_disconnected", span_id, started_unix)
-            )
-            raise
+            return await try_route(ctx, route, call, deadline)
         except GatewayError as exc:
-            ctx.attempts.append(
-                attempt(target, exc.status, started, exc.error_type, span_id, started_unix)
-            )
-            if not retryable(exc):
+            kind = triggers.trigger(exc)
+            fallback = route.fallback(kind, tried) if kind is not None else None
+            if fallback is None or not ctx.attempts:
+                raise
+            ctx.attempts[-1].reason = "fallback"
+            tried.add(fallback)
+            route = runtime.route(fallback)
+
+
+async def try_route(ctx: RequestContext, route: Route, call: ParsedRequest,
+                    deadline: float | None) -> Completion | ChunkStream:  # fmt: skip
+    """Pick a target, try it; on an upstream failure (429, 5xx, timeout, unreachable)
+    wait (backoff with full jitter, or the upstream's Retry-After) and try again, on
+    another target while one is left, as often as `retry.attempts` and the retry budget
+    allow. Nothing has reached the client before this returns."""
+    loop = asyncio.get_running_loop()
+    retry, key = route.config.retry, route.affinity_key(call.body, ctx.session)
+    tokens = prompt_tokens(call) if route.limited else None
+    excluded: set[Target] = set()
+    failure: GatewayError | None = None
+    route.budget.request(loop.time())
+    for attempt_no in range(retry.attempts + 1):
+        target = route.pick(call.operation, excluded, loop.time(), key, tokens)
+        wait: float | None = 0.0
+        if failure is not None:
+            wait = retry_wait(route, failure, attempt_no, loop.time(), deadline)
+            if wait is None or not route.budget.try_retry(loop.time()):
+                ctx.retry_budget_exhausted |= wait is not None
+                raise failure
+            ctx.attempts[-1].reason = "retry"
+            await asyncio.sleep(wait)
+        assert wait is not None
+        try:
+            return await attempt(ctx, route, target, call, wait, deadline)
+        except GatewayError as exc:
+            if triggers.trigger(exc) not in RETRIED:
                 raise
             failure = exc
-            continue
-        ctx.attempts.append(attempt(target, 200, started, None, span_id, started_unix))
-        ctx.provider, ctx.upstream_model = target.provider.name, target.upstream_model
-        return result
-    raise failure or UnsupportedOperation(
-        f"model {call.model!r} does not support {call.operation}", param="model"
-    )
+            excluded.add(target)
+    assert failure is not None
+    raise failure
 
 
-def attempt(
-    target: Target,
-    status: int,
-    started: float,
-    error: str | None,
-    span_id: str,
-    started_unix: float,
-) -> Attempt:
+def retry_wait(route: Route, failure: GatewayError, attempt_no: int, now: float,
+               deadline: float | None) -> float | None:  # fmt: skip
+    """How long to wait before retry `attempt_no`; None: do not retry (the upstream asks
+    for longer than `max_wait_s`, or the wait would pass the deadline)."""
+    config = route.config.retry
+    wait = backoff_s(config, attempt_no - 1)
+    asked = retry_after_s(failure.headers) if config.honor_retry_after else None
+    if asked is not None:
+        if asked > config.max_wait_s:
+            return None
+        wait = max(wait, asked)
+    if deadline is not None and now + wait >= deadline:
+        return None
+    return wait
+
+
+async def attempt(ctx: RequestContext, route: Route, target: Target, call: ParsedRequest,
+                  waited: float, deadline: float | None) -> Completion | ChunkStream:  # fmt: skip
+    """One call to one target; its health updated, its Attempt recorded. A stream
+    returns once it has committed (its first content chunk is in)."""
+    loop = asyncio.get_running_loop()
+    timeouts, health = route.config.timeouts, target.health
+    span_id = new_span_id()
+    request = call.upstream_request(target.upstream_model, ctx.upstream_headers(span_id),
+                                    timeouts.connect_s)  # fmt: skip
+    first_by = earliest(deadline, loop.time() + timeouts.first_chunk_s
+                        if call.stream and timeouts.first_chunk_s else None)  # fmt: skip
+    refusal_fails = any("content_policy" in r.on for r in route.config.fallback_rules)
+    started_unix, started = time.time(), time.perf_counter()
+    health.started()
+    try:
+        async with asyncio.timeout_at(first_by):
+            if call.stream:
+                stream = await target.provider.stream(request)
+                result: Completion | ChunkStream = await commit(
+                    stream,
+                    first_by,
+                    timeouts.between_chunks_s,
+                    deadline,
+                    refusal_fails,
+                    health.finished,
+                )
+            else:
+                result = await target.provider.complete(request)
+                if refusal_fails and refused_completion(result):
+                    raise triggers.ContentPolicyRefusal("The upstream refused (content filter).")
+    except asyncio.CancelledError:  # the client left (or shutdown): the call is abandoned
+        health.finished()
+        ctx.attempts.append(attempt_record(target, 499, started, "client_disconnected",
+                                           span_id, started_unix, waited, "failed"))  # fmt: skip
+        raise
+    except (GatewayError, TimeoutError) as caught:
+        exc = (
+            caught
+            if isinstance(caught, GatewayError)
+            else UpstreamTimeout(f"upstream {target.name} sent no content within first_chunk_s")
+        )
+        health.finished()
+        if triggers.trigger(exc) in RETRIED:
+            health.failed(loop.time(), retry_after_s(exc.headers) if exc.status == 429 else None)
+        error = "timeout_first_chunk" if isinstance(caught, TimeoutError) else exc.error_type
+        ctx.attempts.append(attempt_record(target, exc.status, started, error, span_id,
+                                           started_unix, waited, "failed"))  # fmt: skip
+        raise exc from None
+    now = loop.time()
+    health.latency(time.perf_counter() - started, now)
+    health.succeeded(now, result.headers)
+    if isinstance(result, Completion):
+        health.finished()
+    ctx.attempts.append(attempt_record(target, 200, started, None, span_id, started_unix,
+                                       waited, "ok"))  # fmt: skip
+    ctx.provider, ctx.upstream_model = target.provider.name, target.upstream_model
+    return result
+
+
+def earliest(*deadlines: float | None) -> float | None:
+    present = [d for d in deadlines if d is not None]
+    return min(present) if present else None
+
+
+def refused_completion(result: Completion) -> bool:
+    doc = result.doc if result.doc is not None else orjson.loads(result.body)
+    return isinstance(doc, dict) and refused(doc)
+
+
+def prompt_tokens(call: ParsedRequest) -> int:
+    """The gateway's estimate of the prompt (tiktoken), for targets with `context_length`."""
+    return tokens.count(call.model, tokens.prompt_text(call.body))
+
+
+def attempt_record(
+    target: Target, status: int, started: float, error: str | None, span_id: str,
+    started_unix: float, waited: float, reason: str,
+) -> Attempt:  # fmt: skip
     elapsed = time.perf_counter() - started
     host, port = target.provider.address
     return Attempt(
         target.provider.name, target.upstream_model, status, elapsed, error, span_id, started_unix,
-        host, port, target.provider.system,
+        host, port, target.provider.system, reason, waited, target.health.breaker.state,
     )  # fmt: skip
-
-
-def retryable(exc: GatewayError) -> bool:
-    return exc.status == 429 or exc.status >= 500
 
 
 async def guard_output(

@@ -37,7 +37,8 @@ class ParsedRequest:
     model: str
     stream: bool
 
-    def upstream_request(self, upstream_model: str, headers: dict[str, str]) -> UpstreamRequest:
+    def upstream_request(self, upstream_model: str, headers: dict[str, str],
+                         connect_s: float | None = None) -> UpstreamRequest:  # fmt: skip
         """The body as sent, with only `model` rewritten (key order kept). Streams also
         ask for usage, which the relay strips again unless the client asked for it."""
         body = {**self.body, "model": upstream_model}
@@ -46,7 +47,7 @@ class ParsedRequest:
                 **(self.body.get("stream_options") or {}),
                 "include_usage": True,
             }
-        return UpstreamRequest(self.operation, body, self.stream, headers)
+        return UpstreamRequest(self.operation, body, self.stream, headers, connect_s)
 
     @property
     def wants_usage(self) -> bool:

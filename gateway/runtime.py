@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import orjson
 import redis.asyncio as aioredis
@@ -20,15 +19,7 @@ from gateway.policy.loader import LoadedPolicy
 from gateway.policy.models import ModelConfig, Policy
 from gateway.providers import build_provider
 from gateway.providers.base import Provider
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One place a model alias can go: a provider and the model name it knows."""
-
-    alias: str
-    provider: Provider
-    upstream_model: str
+from gateway.routing import Route, Target, TargetHealth, build_route, new_health
 
 
 class Runtime:
@@ -57,6 +48,14 @@ class Runtime:
             for name, config in self.policy.caches.items()
         }
         self._config_hashes: dict[str, str] = {}
+        # target health (EWMA, breaker) survives a reload while its provider is unchanged
+        kept = reuse.health if reuse is not None else {}
+        self.health: dict[tuple[str, str], TargetHealth] = {
+            k: h for k, h in kept.items()
+            if reuse is not None and reuse.providers.get(k[0]) is self.providers.get(k[0])
+        }  # fmt: skip
+        self.routes = {name: self._route(name, config)
+                       for name, config in self.policy.models.items()}  # fmt: skip
         self.inflight = 0
         self._on_idle: Callable[[], None] | None = None
         self.models_body = orjson.dumps(
@@ -69,7 +68,7 @@ class Runtime:
             "id": model_id,
             "object": "model",
             "created": self.created,
-            "owned_by": config.owned_by or config.provider,
+            "owned_by": config.owned_by or config.resolved_targets[0].provider,
         }
 
     def model(self, model_id: str) -> ModelConfig:
@@ -94,31 +93,39 @@ class Runtime:
         config = self.policy.models.get(model_id)
         return self.caches[config.cache] if config is not None and config.cache else None
 
+    def _route(self, name: str, config: ModelConfig) -> Route:
+        targets = []
+        for t in config.resolved_targets:
+            health = self.health.get((t.provider, t.upstream_model))
+            if health is None:
+                health = self.health[(t.provider, t.upstream_model)] = new_health(
+                    t.provider, t.upstream_model, config
+                )
+            targets.append(Target(name, self.providers[t.provider], t.upstream_model, health,
+                                  t.weight, t.context_length))  # fmt: skip
+        return build_route(name, config, targets)
+
+    def route(self, model_id: str) -> Route:
+        found = self.routes.get(model_id)
+        if found is None:
+            raise ModelNotFound(model_id)
+        return found
+
     def model_config_hash(self, model_id: str) -> str:
         """What a model alias resolves to (its targets and their providers): an entry made
         under another configuration is never served."""
         found = self._config_hashes.get(model_id)
         if found is None:
-            chain = [model_id, *self.model(model_id).fallbacks]
+            chain = [model_id, *(r.model for r in self.model(model_id).fallback_rules)]
             resolved = [
-                [alias, cfg.upstream_model, self.policy.providers[cfg.provider].model_dump(
+                [alias, t.upstream_model, self.policy.providers[t.provider].model_dump(
                     mode="json", exclude={"api_key", "headers", "timeout_s", "connect_timeout_s",
-                                          "max_connections"})]
-                for alias in chain for cfg in (self.policy.models[alias],)
+                                          "max_connections", "proxy_url", "proxy_from_env"})]
+                for alias in chain for t in self.policy.models[alias].resolved_targets
             ]  # fmt: skip
             found = hashlib.sha256(orjson.dumps(resolved, option=orjson.OPT_SORT_KEYS)).hexdigest()
             self._config_hashes[model_id] = found
         return found
-
-    def targets(self, model_id: str) -> list[Target]:
-        """The model's own target first, then its fallbacks in the order the policy lists."""
-        first = self.model(model_id)
-        chain = [model_id, *first.fallbacks]
-        return [
-            Target(alias, self.providers[cfg.provider], cfg.upstream_model)
-            for alias in chain
-            for cfg in (self.policy.models[alias],)
-        ]
 
     def chain(self, model_id: str, stage: str, key_id: str | None = None) -> list[Guardrail]:
         """The guardrails for a model's input or output, in the policy's order: the model's

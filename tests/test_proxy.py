@@ -172,11 +172,24 @@ def test_stream_chunks_are_not_buffered(client: httpx.Client, mock: MockUpstream
 def test_stream_that_stalls_ends_with_a_timeout_event(
     client: httpx.Client, mock: MockUpstream
 ) -> None:
-    mock.behave("up-gpt", Behavior(chunk_interval_s=1.5))  # the provider's timeout_s is 1
+    # after its first content chunk (the stream has committed); the provider's timeout_s is 1
+    mock.behave("up-gpt", Behavior(pause_at=3, pause_s=1.5))
     r = client.post("/v1/chat/completions", json={**CHAT, "stream": True})
     events = [e for e in r.text.split("\n\n") if e]
     assert orjson.loads(events[0][6:])["choices"][0]["delta"]["role"] == "assistant"
     assert orjson.loads(events[-1][6:])["error"]["code"] == "upstream_timeout"
+
+
+def test_stream_that_stalls_before_any_content_is_a_plain_error(
+    client: httpx.Client, mock: MockUpstream
+) -> None:
+    """Nothing reached the client (the role preamble is held until content comes), so
+    the failure is an HTTP error, not a stream that starts and breaks."""
+    mock.behave("up-gpt", Behavior(pause_at=1, pause_s=1.5))
+    r = client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.status_code == 504
+    assert r.json()["error"]["code"] == "upstream_timeout"
+    assert r.headers["x-gateway-attempts"] == "1"
 
 
 def test_client_disconnect_cancels_the_upstream_request(

@@ -8,7 +8,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator
+
+from gateway.policy.base import Strict
+from gateway.policy.routing import RoutingConfig
 
 ProviderType = Literal["openai", "azure", "anthropic"]
 LocalProviderType = Literal["onnx"]
@@ -32,10 +35,6 @@ HttpUrl = Annotated[str, AfterValidator(http_url)]
 Regex = Annotated[str, AfterValidator(regex)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class HttpProviderConfig(Strict):
     type: ProviderType
     base_url: HttpUrl
@@ -47,6 +46,10 @@ class HttpProviderConfig(Strict):
     max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     api_version: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    # egress: an HTTP proxy (CONNECT for https upstreams), or HTTPS_PROXY/HTTP_PROXY and
+    # NO_PROXY from the environment; credentials as http://user:pass@host:port
+    proxy_url: HttpUrl | None = None
+    proxy_from_env: bool = False
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -231,10 +234,7 @@ class CacheConfig(Strict):
         return None if value == "" else value
 
 
-class ModelConfig(Strict):
-    provider: str
-    upstream_model: str
-    fallbacks: tuple[str, ...] = ()
+class ModelConfig(RoutingConfig):
     cache: str | None = None  # a name under `caches:`
     owned_by: str | None = None
     price: PriceConfig | None = None
@@ -307,17 +307,51 @@ class Policy(Strict):
             return False
 
 
+def fallback_cycles(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
+    """A model that falls back, through its fallbacks' fallbacks, to itself."""
+    graph = {name: [r.model for r in m.fallback_rules if r.model in policy.models]
+             for name, m in policy.models.items()}  # fmt: skip
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    for start in graph:
+        for i, first in enumerate(graph[start]):
+            cycle = path_back(graph, start, [start, first])
+            if cycle is not None and first != start:
+                errors.append((("models", start, "fallbacks", i),
+                               "fallback cycle: " + " -> ".join(cycle)))  # fmt: skip
+    return errors
+
+
+def path_back(graph: dict[str, list[str]], start: str, path: list[str]) -> list[str] | None:
+    """A path from `path`'s end back to `start` (depth first), or None."""
+    if path[-1] == start and len(path) > 1:
+        return path
+    for nxt in graph.get(path[-1], []):
+        if nxt == start or nxt not in path:
+            found = path_back(graph, start, [*path, nxt])
+            if found is not None:
+                return found
+    return None
+
+
 def cross_reference_errors(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
     """Checks pydantic cannot express per field: names that must refer to each other."""
     errors: list[tuple[tuple[str | int, ...], str]] = []
     for name, model in policy.models.items():
-        if model.provider not in policy.providers:
+        if model.provider is not None and model.provider not in policy.providers:
             errors.append((("models", name, "provider"), f"unknown provider {model.provider!r}"))
-        for i, fallback in enumerate(model.fallbacks):
-            if fallback not in policy.models or fallback == name:
-                errors.append((("models", name, "fallbacks", i), f"unknown model {fallback!r}"))
+        for i, target in enumerate(model.targets):
+            if target.provider not in policy.providers:
+                errors.append((("models", name, "targets", i, "provider"),
+                               f"unknown provider {target.provider!r}"))  # fmt: skip
+        for i, rule in enumerate(model.fallback_rules):
+            if rule.model not in policy.models or rule.model == name:
+                at: tuple[str | int, ...] = ("models", name, "fallbacks", i)
+                if not isinstance(model.fallbacks[i], str):
+                    at = (*at, "model")
+                errors.append((at, f"unknown model {rule.model!r}"))
         if model.cache is not None and model.cache not in policy.caches:
             errors.append((("models", name, "cache"), f"unknown cache {model.cache!r}"))
+    errors += fallback_cycles(policy)
     for name, cache in policy.caches.items():
         if cache.backend == "redis" and not cache.redis_url:
             errors.append((("caches", name, "redis_url"), "backend redis needs a redis_url"))

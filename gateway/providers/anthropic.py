@@ -95,8 +95,9 @@ class AnthropicProvider:
     async def complete(self, request: UpstreamRequest) -> Completion:
         body = dumps(translate.to_upstream(request.body))
         response = await self.http.send(
-            self.url, body, {**self._headers, **request.headers}, stream=False
-        )
+            self.url, body, {**self._headers, **request.headers}, stream=False,
+            connect_s=request.connect_s,
+        )  # fmt: skip
         message = parse(self.http.mask(response.content), "response")
         try:
             translated = translate.from_upstream(message)
@@ -107,7 +108,9 @@ class AnthropicProvider:
     async def stream(self, request: UpstreamRequest) -> AnthropicStream:
         body = dumps(translate.to_upstream(request.body))
         headers = {**self._headers, **request.headers, "accept": "text/event-stream"}
-        response = await self.http.send(self.url, body, headers, stream=True)
+        response = await self.http.send(
+            self.url, body, headers, stream=True, connect_s=request.connect_s
+        )
         options = request.body.get("stream_options") or {}
         usage = bool(options.get("include_usage"))
         return AnthropicStream(response, self.url, usage, self.http)

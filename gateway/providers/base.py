@@ -36,6 +36,7 @@ class UpstreamRequest:
     body: dict[str, Any]
     stream: bool
     headers: dict[str, str] = field(default_factory=dict)
+    connect_s: float | None = None  # the model's `timeouts.connect_s` (default: the provider's)
 
 
 @dataclass(slots=True)
@@ -111,16 +112,22 @@ class UpstreamHTTP:
         return parsed
 
     async def send(
-        self, url: str, body: bytes, headers: dict[str, str], *, stream: bool
-    ) -> UpstreamResponse:
+        self, url: str, body: bytes, headers: dict[str, str], *, stream: bool,
+        connect_s: float | None = None,
+    ) -> UpstreamResponse:  # fmt: skip
         """POST and return a 2xx response (streaming: headers read, body not yet).
 
         Raises UpstreamError for 4xx/5xx (body normalised to OpenAI's error shape by
         `error_body`), UpstreamTimeout and UpstreamUnreachable for transport failures.
         """
         try:
+            timeout = (
+                self.timeout
+                if connect_s is None
+                else Timeouts(connect=connect_s, read=self.timeout.read, pool=connect_s)
+            )
             response = await self.transport.send(
-                "POST", self._parsed(url), body, headers, self.timeout, buffered=not stream
+                "POST", self._parsed(url), body, headers, timeout, buffered=not stream
             )
             if response.status_code >= 300 and stream:
                 await response.aread()

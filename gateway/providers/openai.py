@@ -86,7 +86,9 @@ class OpenAIProvider:
     async def complete(self, request: UpstreamRequest) -> Completion:
         url = self.url(request)
         headers = {**self._headers, **request.headers}
-        response = await self.http.send(url, self.body(request), headers, stream=False)
+        response = await self.http.send(
+            url, self.body(request), headers, stream=False, connect_s=request.connect_s
+        )
         body = self.http.mask(response.content)
         doc = check_completion(request.operation, body)
         return Completion(body, relayed_headers(response), doc)
@@ -94,7 +96,9 @@ class OpenAIProvider:
     async def stream(self, request: UpstreamRequest) -> OpenAIStream:
         url = self.url(request)
         headers = {**self._headers, **request.headers, "accept": "text/event-stream"}
-        response = await self.http.send(url, self.body(request), headers, stream=True)
+        response = await self.http.send(
+            url, self.body(request), headers, stream=True, connect_s=request.connect_s
+        )
         return OpenAIStream(response, url, self.http)
 
     async def aclose(self) -> None:

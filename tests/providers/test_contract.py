@@ -149,7 +149,9 @@ def test_credentials_and_ids_sent_upstream(
 def test_stream_cut_midway_ends_with_error_event(
     client: httpx.Client, mock: MockUpstream, model: str
 ) -> None:
-    mock.behave(PROVIDERS[model][0], Behavior(cut_after=3))
+    # cut after the first content event (Anthropic's comes after message_start,
+    # content_block_start and a ping): the stream has committed
+    mock.behave(PROVIDERS[model][0], Behavior(cut_after=5 if model == "claude" else 3))
     r = client.post(
         "/v1/chat/completions", json={"model": model, "messages": MESSAGES, "stream": True}
     )
@@ -158,6 +160,17 @@ def test_stream_cut_midway_ends_with_error_event(
     last = orjson.loads(events[-1].removeprefix("data: "))
     assert last["error"]["code"] == "upstream_unreachable"
     assert "data: [DONE]" not in events
+
+
+def test_stream_cut_before_any_content_is_a_plain_502(
+    client: httpx.Client, mock: MockUpstream, model: str
+) -> None:
+    mock.behave(PROVIDERS[model][0], Behavior(cut_after=1))
+    r = client.post(
+        "/v1/chat/completions", json={"model": model, "messages": MESSAGES, "stream": True}
+    )
+    assert r.status_code == 502  # nothing had reached the client: no broken stream
+    assert r.json()["error"]["code"] == "upstream_unreachable"
 
 
 def test_upstream_timeout_is_504(client: httpx.Client, mock: MockUpstream, model: str) -> None:
