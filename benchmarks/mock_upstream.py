@@ -36,6 +36,7 @@ class Behavior:
     headers: dict[str, str] = field(default_factory=dict)  # on every response (errors too)
     pause_at: int | None = None  # streams: before event N (0: right after the headers)...
     pause_s: float = 0.0  # ...wait this long
+    finish: str | None = None  # the finish (or Anthropic stop) reason to report instead
 
 
 @dataclass
@@ -55,6 +56,10 @@ class MockUpstream:
         self.disconnects: list[str] = []  # models whose stream the client closed
         self.webhook_texts: list[str] = []
         self.record = True
+        # report cached prompt tokens for a prefix (system messages + tools) seen before,
+        # as providers' prompt caches do (per upstream: what affinity keeps)
+        self.prefix_cache = False
+        self.prefixes: set[bytes] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -65,6 +70,7 @@ class MockUpstream:
         self.behaviors[model] = behavior
 
     def reset_state(self) -> None:
+        self.prefixes.clear()
         self.behaviors.clear()
         self.requests.clear()
         self.disconnects.clear()
@@ -187,10 +193,18 @@ class MockUpstream:
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return await self._sse(request, model, openai_chunks(model, b, usage), b)
-        if b is DEFAULT and model == DEFAULT_MODEL:
+        if b is DEFAULT and model == DEFAULT_MODEL and not self.prefix_cache:
             return web.Response(body=DEFAULT_BODY, content_type="application/json")
+        doc = openai_completion(model, b)
+        if self.prefix_cache and "usage" in doc:
+            prefix = orjson.dumps([[m for m in body.get("messages", [])
+                                    if m.get("role") == "system"], body.get("tools")])  # fmt: skip
+            seen = prefix in self.prefixes
+            self.prefixes.add(prefix)
+            doc["usage"]["prompt_tokens_details"] = {
+                "cached_tokens": doc["usage"]["prompt_tokens"] if seen else 0}  # fmt: skip
         return web.Response(
-            body=orjson.dumps(openai_completion(model, b)), content_type="application/json",
+            body=orjson.dumps(doc), content_type="application/json",
             headers=b.headers,
         )  # fmt: skip
 
@@ -302,7 +316,9 @@ def openai_completion(model: str, b: Behavior) -> dict[str, Any]:
         "object": "chat.completion",
         "created": CREATED,
         "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "choices": [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": b.finish or finish}
+        ],
         "usage": openai_usage(b),
         "system_fingerprint": "fp_mock",
     }
@@ -330,7 +346,7 @@ def openai_chunks(model: str, b: Behavior, include_usage: bool) -> list[bytes]:
     words = b.text.split(" ")
     out = [_sse(chunk({"role": "assistant", "content": ""}))]
     out += [_sse(chunk({"content": w if i == 0 else " " + w})) for i, w in enumerate(words)]
-    out.append(_sse(chunk({}, "stop")))
+    out.append(_sse(chunk({}, b.finish or "stop")))
     if include_usage and not b.no_usage:
         last = chunk({})
         last["choices"] = []
@@ -359,7 +375,7 @@ def anthropic_message(model: str, b: Behavior) -> dict[str, Any]:
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop,
+        "stop_reason": b.finish or stop,
         "stop_sequence": None,
         "usage": {
             "input_tokens": 9,

@@ -222,7 +222,8 @@ def queries(rows: int, tmp: Path) -> float:
           ['team-a', 'team-b', NULL][1 + i % 3], NULL, false, 1, substr(md5(i::VARCHAR), 1, 16), 0, false,
           (100 + i % 900) * 0.00000015, (100 + i % 900) * 0.00000015, 0, 'genai-prices',
           CASE WHEN i % 5 = 0 THEN 'hit' ELSE 'miss' END, NULL, NULL, NULL, NULL,
-          CASE WHEN i % 5 = 0 THEN i % 3600 END, CASE WHEN i % 5 = 0 THEN (100 + i % 900) * 0.00000015 END
+          CASE WHEN i % 5 = 0 THEN i % 3600 END, CASE WHEN i % 5 = 0 THEN (100 + i % 900) * 0.00000015 END,
+          'weighted', 'openai/gpt-4o-mini'
         FROM range({rows}) t(i)
     """)  # fmt: skip
     con.execute("CHECKPOINT")

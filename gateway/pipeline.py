@@ -114,9 +114,10 @@ async def call_provider(ctx: RequestContext, runtime: Runtime, route: Route,
         except GatewayError as exc:
             kind = triggers.trigger(exc)
             fallback = route.fallback(kind, tried) if kind is not None else None
-            if fallback is None or not ctx.attempts:
+            if fallback is None:
                 raise
-            ctx.attempts[-1].reason = "fallback"
+            if ctx.attempts:  # (none when no target of the model fit the prompt)
+                ctx.attempts[-1].reason = "fallback"
             tried.add(fallback)
             route = runtime.route(fallback)
 

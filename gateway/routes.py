@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -59,6 +60,15 @@ async def get_model(request: Request) -> Response:
     )
 
 
+async def gateway_routes(request: Request) -> Response:
+    """Each model's targets with their EWMA latency, in flight, error ratio and breaker."""
+    state: GatewayState = request.state.gateway
+    state.runtime.keys.authenticate(request.headers)
+    now = asyncio.get_running_loop().time()
+    body = {"models": [route.snapshot(now) for route in state.runtime.routes.values()]}
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
 async def healthz(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type=JSON)
 
@@ -86,6 +96,7 @@ ROUTES = [
     Route("/v1/embeddings", Endpoint(embeddings), methods=["POST"]),
     Route("/v1/models", Endpoint(list_models), methods=["GET"]),
     Route("/v1/models/{model_id:path}", Endpoint(get_model), methods=["GET"]),
+    Route("/v1/gateway/routes", Endpoint(gateway_routes), methods=["GET"]),
     Route("/healthz", Endpoint(healthz), methods=["GET"]),
     Route("/readyz", Endpoint(readyz), methods=["GET"]),
     Route("/metrics", Endpoint(metrics), methods=["GET"]),

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from gateway import __version__, stats
-from gateway.cli import cache, check, guardrails, models, serve
+from gateway.cli import cache, check, guardrails, models, routes, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     guardrails.add_commands(commands)
     models.add_commands(commands)
     cache.add_commands(commands)
+    routes.add_commands(commands)
     return parser
 
 
@@ -37,4 +38,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return models.run(args)
     if args.command == "cache":
         return cache.run(args)
+    if args.command == "routes":
+        return routes.run(args)
     return serve.run(args)

@@ -345,10 +345,7 @@ def cross_reference_errors(policy: Policy) -> list[tuple[tuple[str | int, ...], 
                                f"unknown provider {target.provider!r}"))  # fmt: skip
         for i, rule in enumerate(model.fallback_rules):
             if rule.model not in policy.models or rule.model == name:
-                at: tuple[str | int, ...] = ("models", name, "fallbacks", i)
-                if not isinstance(model.fallbacks[i], str):
-                    at = (*at, "model")
-                errors.append((at, f"unknown model {rule.model!r}"))
+                errors.append((("models", name, "fallbacks", i), f"unknown model {rule.model!r}"))
         if model.cache is not None and model.cache not in policy.caches:
             errors.append((("models", name, "cache"), f"unknown cache {model.cache!r}"))
     errors += fallback_cycles(policy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails
 
 from gateway.policy.base import Strict
@@ -48,6 +48,14 @@ class FallbackConfig(Strict):
     model: str
     on: tuple[Trigger, ...] = UPSTREAM_FAILURES
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on_is_a_key(cls, data: Any) -> Any:
+        """YAML 1.1 (PyYAML) reads a bare `on:` key as the boolean true."""
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
+
 
 class BreakerConfig(Strict):
     failure_ratio: float = Field(default=0.5, gt=0, le=1)
@@ -68,7 +76,7 @@ class RoutingConfig(Strict):
     affinity: Literal["prefix"] | None = None  # one prompt prefix keeps its target
     retry: RetryConfig = RetryConfig()
     timeouts: TimeoutsConfig = TimeoutsConfig()
-    fallbacks: tuple[str | FallbackConfig, ...] = ()
+    fallbacks: tuple[FallbackConfig, ...] = ()  # a plain alias: on every upstream failure
     circuit_breaker: BreakerConfig = BreakerConfig()
 
     @model_validator(mode="before")
@@ -98,6 +106,13 @@ class RoutingConfig(Strict):
             return ()  # refused at load (cross_reference_errors)
         return (TargetConfig(provider=self.provider, upstream_model=self.upstream_model),)
 
+    @field_validator("fallbacks", mode="before")
+    @classmethod
+    def _aliases_are_rules(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [{"model": f} if isinstance(f, str) else f for f in value]
+        return value
+
     @property
     def fallback_rules(self) -> tuple[FallbackConfig, ...]:
-        return tuple(FallbackConfig(model=f) if isinstance(f, str) else f for f in self.fallbacks)
+        return self.fallbacks

@@ -14,6 +14,7 @@ from typing import Protocol
 from gateway.routing.target import Target
 
 EXPLORE = 0.02  # latency: a share of picks at random, so a target's EWMA never goes stale
+TOLERANCE = 1.25  # latency: costs within 25% of the best count as equal (then: by weight)
 
 
 class Selector(Protocol):
@@ -48,7 +49,9 @@ class Latency:
     """Power of two choices (Finagle, Linkerd, Envoy) over the peak-EWMA of time to first
     byte times (in flight + 1), divided by the weight; a target without samples counts as
     the fleet's median. Up to four targets all are compared (two random ones of three
-    would send a third of the traffic past the fastest)."""
+    would send a third of the traffic past the fastest). Costs within 25% of the best are
+    a tie, split by weight: peak EWMAs of equally fast targets differ by noise (the
+    busier one sees more peaks), and chasing that noise would starve one of them."""
 
     def choose(self, targets: Sequence[Target]) -> Target:
         if len(targets) == 1:
@@ -58,7 +61,10 @@ class Latency:
         known = [t.health.ewma_s for t in targets if t.health.ewma_s is not None]
         median = statistics.median(known) if known else 0.0
         pool = targets if len(targets) <= 4 else random.sample(list(targets), 2)
-        return min(pool, key=lambda t: (cost(t, median), random.random()))
+        costs = [cost(t, median) for t in pool]
+        best = min(costs)
+        return Weighted().choose([t for t, c in zip(pool, costs, strict=True)
+                                  if c <= best * TOLERANCE])  # fmt: skip
 
 
 def cost(target: Target, median: float) -> float:

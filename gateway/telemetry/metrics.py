@@ -18,6 +18,7 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
+from prometheus_client import Gauge as PromGauge
 from prometheus_client import Histogram as PromHistogram
 
 from gateway import __version__
@@ -39,7 +40,8 @@ class Spec:
     unit: str
     description: str
     labels: tuple[str, ...]
-    buckets: tuple[float, ...] | None = None  # None: a counter
+    buckets: tuple[float, ...] | None = None  # None: a counter (or a gauge)
+    gauge: bool = False  # a value set, not added
 
     @property
     def prometheus_name(self) -> str:
@@ -66,6 +68,14 @@ SPECS = {
         Spec("gateway.cache.verifications", "{verification}",
              "Semantic hits checked upstream, by outcome (mismatch: a false hit)",
              ("gateway.cache.verification", "gen_ai.request.model")),
+        Spec("gateway.routing.attempts", "{attempt}",
+             "Upstream attempts by how they ended (ok, retry, fallback, failed)",
+             ("gateway.attempt.outcome", "gateway.target")),
+        Spec("gateway.routing.breaker_state", "1",
+             "Circuit breaker per target: 0 closed, 1 half-open, 2 open", ("gateway.target",),
+             gauge=True),
+        Spec("gateway.routing.retry_budget_exhausted", "{retry}",
+             "Retries refused by a model's retry budget", ("gen_ai.request.model",)),
         Spec("gateway.guardrail.actions", "{action}", "Guardrail verdicts by action",
              ("gateway.guardrail", "gateway.guardrail.action")),
         Spec("gateway.connection.faults", "{connection}",
@@ -90,7 +100,11 @@ class PrometheusMetrics:
         self._bound: dict[tuple[str, ...], Any] = {}  # (name, *label values) -> child
         for spec in SPECS.values():
             labels = [label.replace(".", "_") for label in spec.labels]
-            if spec.buckets is None:
+            if spec.gauge:
+                self._instruments[spec.name] = PromGauge(
+                    spec.prometheus_name, spec.description, labels, registry=self.registry
+                )
+            elif spec.buckets is None:
                 name = spec.prometheus_name
                 self._instruments[spec.name] = PromCounter(
                     name, spec.description, labels, registry=self.registry
@@ -114,7 +128,9 @@ class PrometheusMetrics:
         if bound is None:  # `labels()` validates and locks on every call: once per series
             instrument = self._instruments[name]
             bound = self._bound[key] = instrument.labels(*key[1:]) if spec.labels else instrument
-        if spec.buckets is None:
+        if spec.gauge:
+            bound.set(value)
+        elif spec.buckets is None:
             bound.inc(value)
         else:
             bound.observe(value)
@@ -135,7 +151,8 @@ def fold_counters(points: list[Point]) -> list[Point]:
             continue
         key = (name, tuple(labels.items()))
         seen = sums.get(key)
-        sums[key] = (name, value + seen[1] if seen else value, labels)
+        summed = value + seen[1] if seen and not SPECS[name].gauge else value  # a gauge: last
+        sums[key] = (name, summed, labels)
     return out + list(sums.values())
 
 
@@ -154,7 +171,9 @@ class OTelMetrics:
         self.provider = MeterProvider(resource=resource, metric_readers=readers, views=views)
         meter = self.provider.get_meter("llm-gateway", __version__)
         self._instruments: dict[str, Any] = {
-            spec.name: meter.create_counter(spec.name, spec.unit, spec.description)
+            spec.name: meter.create_gauge(spec.name, spec.unit, spec.description)
+            if spec.gauge
+            else meter.create_counter(spec.name, spec.unit, spec.description)
             if spec.buckets is None
             else meter.create_histogram(spec.name, spec.unit, spec.description)
             for spec in SPECS.values()
@@ -163,7 +182,9 @@ class OTelMetrics:
     def record(self, name: str, value: float, labels: dict[str, Any]) -> None:
         instrument = self._instruments[name]
         attributes = {k: v for k, v in labels.items() if v not in (None, "")}
-        if SPECS[name].buckets is None:
+        if SPECS[name].gauge:
+            instrument.set(value, attributes)
+        elif SPECS[name].buckets is None:
             instrument.add(value, attributes)
         else:
             instrument.record(value, attributes)

@@ -36,6 +36,7 @@ from opentelemetry.trace.status import StatusCode
 
 from gateway.context import Attempt, RequestContext, new_span_id
 from gateway.guardrails.chain import strongest, summarize
+from gateway.routing.health import STATE_VALUE
 from gateway.telemetry import drain
 from gateway.telemetry.export_process import (
     ExportProcess,
@@ -206,6 +207,7 @@ class OTelSink:
             self._metric("gateway.guardrail.actions", 1, labels)
         if ctx.operation is None:
             return  # not an API call: no GenAI metrics
+        self._routing_metrics(ctx)
         if ctx.cache_status:
             self._cache_metrics(ctx)
         genai = {k: v for k, v in common.items() if k in METRIC_LABELS}
@@ -228,6 +230,17 @@ class OTelSink:
         if ctx.cost is not None:
             spent = {**genai, "gateway.key_id": ctx.key_id or "", "gateway.prompt_version": ""}
             self._metric("gateway.cost", float(ctx.cost.total), spent)
+
+    def _routing_metrics(self, ctx: RequestContext) -> None:
+        for a in ctx.attempts:
+            target = f"{a.provider}/{a.upstream_model}"
+            outcome = {"gateway.attempt.outcome": a.reason, "gateway.target": target}
+            self._metric("gateway.routing.attempts", 1, outcome)
+            self._metric("gateway.routing.breaker_state", STATE_VALUE.get(a.breaker, 0),
+                         {"gateway.target": target})  # fmt: skip
+        if ctx.retry_budget_exhausted:
+            self._metric("gateway.routing.retry_budget_exhausted", 1,
+                         {"gen_ai.request.model": ctx.model_label})  # fmt: skip
 
     def _cache_metrics(self, ctx: RequestContext) -> None:
         status = ctx.cache_status or ""

@@ -35,7 +35,8 @@ def request_row(ctx: RequestContext) -> Row:
         str(cost.total) if cost else None, str(cost.input) if cost else None,
         str(cost.output) if cost else None, cost.source if cost else None,
         ctx.cache_status, guardrail_json(ctx), None, None, ctx.tags, ctx.cache_age_s,
-        str(ctx.saved_usd) if ctx.saved_usd is not None else None,
+        str(ctx.saved_usd) if ctx.saved_usd is not None else None, ctx.strategy,
+        f"{ctx.provider}/{ctx.upstream_model}" if ctx.provider else None,
     )  # fmt: skip
 
 
@@ -45,9 +46,10 @@ def attempt_rows(ctx: RequestContext) -> list[Row]:
     if len(ctx.attempts) == 1 and ctx.attempts[0].error is None:
         return []
     return [
-        (ctx.request_id, i, a.provider, a.upstream_model, a.status, a.latency_s * 1000, a.error)
+        (ctx.request_id, i, a.provider, a.upstream_model, a.status, a.latency_s * 1000, a.error,
+         a.reason, a.backoff_s * 1000, a.breaker)
         for i, a in enumerate(ctx.attempts, 1)
-    ]
+    ]  # fmt: skip
 
 
 def content_rows(ctx: RequestContext) -> list[Row]:

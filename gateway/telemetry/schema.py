@@ -49,10 +49,14 @@ REQUEST_COLUMNS: tuple[tuple[str, str], ...] = (
     # v5
     ("cache_age_s", "FLOAT"),  # a cache hit: how old the entry was
     ("saved_usd", "DECIMAL(18, 10)"),  # a cache hit: the answer's cost at today's prices
+    # v6
+    ("strategy", "VARCHAR"),  # the model's routing strategy
+    ("target", "VARCHAR"),  # the target that answered: provider/upstream_model
 )
 V1_COLUMNS = 27
 V2_COLUMNS = 38
 V4_COLUMNS = 39
+V5_COLUMNS = 41
 ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("request_id", "VARCHAR NOT NULL"),
     ("attempt", "TINYINT"),
@@ -61,7 +65,12 @@ ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "SMALLINT"),
     ("latency_ms", "FLOAT"),
     ("error", "VARCHAR"),
+    # v6
+    ("reason", "VARCHAR"),  # how it ended: ok | retry | fallback | failed
+    ("backoff_ms", "FLOAT"),  # waited before it (backoff or the upstream's Retry-After)
+    ("breaker", "VARCHAR"),  # the target's circuit breaker after it
 )
+ATTEMPT_V1_COLUMNS = 7
 
 
 CONTENT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -78,7 +87,10 @@ def _create(name: str, columns: tuple[tuple[str, str], ...]) -> str:
 
 # Each entry upgrades the file from the version before it; append, never edit.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (_create("requests", REQUEST_COLUMNS[:V1_COLUMNS]), _create("attempts", ATTEMPT_COLUMNS)),
+    (
+        _create("requests", REQUEST_COLUMNS[:V1_COLUMNS]),
+        _create("attempts", ATTEMPT_COLUMNS[:ATTEMPT_V1_COLUMNS]),
+    ),
     tuple(
         f"ALTER TABLE requests ADD COLUMN {c} {t}"
         for c, t in REQUEST_COLUMNS[V1_COLUMNS:V2_COLUMNS]
@@ -88,7 +100,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"ALTER TABLE requests ADD COLUMN {c} {t}"
         for c, t in REQUEST_COLUMNS[V2_COLUMNS:V4_COLUMNS]
     ),
-    tuple(f"ALTER TABLE requests ADD COLUMN {c} {t}" for c, t in REQUEST_COLUMNS[V4_COLUMNS:]),
+    tuple(
+        f"ALTER TABLE requests ADD COLUMN {c} {t}"
+        for c, t in REQUEST_COLUMNS[V4_COLUMNS:V5_COLUMNS]
+    ),
+    tuple(f"ALTER TABLE requests ADD COLUMN {c} {t}" for c, t in REQUEST_COLUMNS[V5_COLUMNS:])
+    + tuple(
+        f"ALTER TABLE attempts ADD COLUMN {c} {t}" for c, t in ATTEMPT_COLUMNS[ATTEMPT_V1_COLUMNS:]
+    ),
 )
 VERSION = len(MIGRATIONS)
 
