@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -88,8 +89,9 @@ class UpstreamHTTP:
 
     def __init__(self, config: HttpProviderConfig) -> None:
         self.transport = HttpTransport(
-            config.max_connections, max_body_bytes=config.max_response_bytes
-        )
+            config.max_connections, max_body_bytes=config.max_response_bytes,
+            proxy_url=config.proxy_url, proxy_from_env=config.proxy_from_env,
+        )  # fmt: skip
         self.max_event_bytes = config.max_response_bytes
         connect = config.connect_timeout_s
         self.timeout = Timeouts(connect=connect, read=config.timeout_s, pool=connect)
@@ -163,6 +165,8 @@ def provider_secrets(config: HttpProviderConfig) -> tuple[bytes, ...]:
     if config.api_key is not None:
         values.append(config.api_key.get_secret_value())
     values += [v.split(" ", 1)[1] for v in values if " " in v]
+    if config.proxy_url is not None:  # the proxy's password, if its URL carries one
+        values += [p for p in (urlsplit(config.proxy_url).password,) if p]
     found = {v.encode() for v in values if len(v) >= 4}
     return tuple(sorted(found, key=len, reverse=True))
 

@@ -26,6 +26,8 @@ from typing import cast
 import httptools
 import httpx
 
+from gateway.providers.proxy import Proxy, tunnel
+
 HIGH_WATER = 256 * 1024  # buffered bytes of a stream at which reading pauses
 # a response whose meaning is complete (a stream's last event read) but whose message is
 # not (the chunked terminator still on its way) finishes in the background and its
@@ -283,9 +285,10 @@ class ConnectionPool:
     most recently used idle one is reused first."""
 
     def __init__(self, origin: Origin, max_connections: int, keepalive_s: float,
-                 ssl_context: ssl.SSLContext | None,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:  # fmt: skip
+                 ssl_context: ssl.SSLContext | None, max_body_bytes: int = MAX_BODY_BYTES,
+                 proxy: Proxy | None = None) -> None:  # fmt: skip
         self.origin = origin
+        self.proxy = proxy  # https: a CONNECT tunnel each connection; http: absolute form
         self.max_body_bytes = max_body_bytes  # a whole (buffered) body, decompressed
         self.loop = asyncio.get_running_loop()
         self.max_connections = max_connections
@@ -295,12 +298,17 @@ class ConnectionPool:
         self.idle: list[Connection] = []
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.host_lines = f"host: {origin.authority}\r\naccept-encoding: gzip, deflate\r\n"
+        self.forward = proxy is not None and origin.scheme == "http"
+        if self.forward and proxy is not None and proxy.authorization:
+            self.host_lines += f"proxy-authorization: {proxy.authorization}\r\n"
 
     async def request(self, method: str, target: str, headers: Iterable[tuple[str, str]],
                       body: bytes,
                       timeouts: Timeouts, *, buffered: bool) -> Exchange:  # fmt: skip
         """Send one request; return its exchange with the headers in (streaming) or the
         whole body (`buffered`). A cancelled wait closes the connection."""
+        if self.forward:  # through the proxy: the request line names the whole URL
+            target = f"http://{self.origin.authority}{target}"
         data = request_bytes(method, target, self.host_lines, headers, body)
         conn = await self.acquire(timeouts)
         exchange = conn.send(data, buffered, timeouts.read)
@@ -351,8 +359,17 @@ class ConnectionPool:
         origin = self.origin
         try:
             async with asyncio.timeout(within_s):
+                if self.proxy is not None and not self.forward:
+                    sock = await tunnel(self.proxy, origin.host, origin.port, within_s)
+                    _, conn = await self.loop.create_connection(
+                        lambda: Connection(self), sock=sock, ssl=self.ssl,
+                        server_hostname=origin.host if self.ssl is not None else None,
+                    )  # fmt: skip
+                    return conn
+                host, port = (self.proxy.host, self.proxy.port) if self.proxy else \
+                    (origin.host, origin.port)  # fmt: skip
                 _, conn = await self.loop.create_connection(
-                    lambda: Connection(self), origin.host, origin.port, ssl=self.ssl,
+                    lambda: Connection(self), host, port, ssl=self.ssl,
                     server_hostname=origin.host if self.ssl is not None else None,
                 )  # fmt: skip
         except TimeoutError:

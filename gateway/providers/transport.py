@@ -18,6 +18,7 @@ import httpx
 import yarl
 
 from gateway.providers.http1 import MAX_BODY_BYTES, ConnectionPool, Exchange, Origin, Timeouts
+from gateway.providers.proxy import proxy_for
 
 # Only what a proxy reads or relays is kept in `UpstreamResponse.headers` (real upstreams
 # send 20+): type, rate limits, timing, retry hints.
@@ -115,8 +116,11 @@ class HttpTransport(httpx.AsyncBaseTransport):
     inside the running loop."""
 
     def __init__(
-        self, max_connections: int, keepalive_s: float = 30.0, max_body_bytes: int = MAX_BODY_BYTES
-    ) -> None:
+        self, max_connections: int, keepalive_s: float = 30.0,
+        max_body_bytes: int = MAX_BODY_BYTES, proxy_url: str | None = None,
+        proxy_from_env: bool = False,
+    ) -> None:  # fmt: skip
+        self._proxy = (proxy_url, proxy_from_env)
         self._max_connections = max_connections
         self._max_body_bytes = max_body_bytes
         self._keepalive_s = keepalive_s
@@ -129,8 +133,9 @@ class HttpTransport(httpx.AsyncBaseTransport):
             context = None
             if origin.scheme == "https":
                 context = self._ssl = self._ssl or tls_context()
+            proxy = proxy_for(origin.scheme, origin.host, *self._proxy)
             pool = ConnectionPool(origin, self._max_connections, self._keepalive_s, context,
-                                  self._max_body_bytes)  # fmt: skip
+                                  self._max_body_bytes, proxy)  # fmt: skip
             self._pools[origin] = pool
         return pool
 
