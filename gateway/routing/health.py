@@ -4,6 +4,7 @@ upstream's own rate-limit headers said. Per process (as Envoy's outlier detectio
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import time
@@ -41,7 +42,11 @@ class Breaker:
     until: float = 0.0  # open: no traffic before this (monotonic)
     cooldown: float = 0.0
     probing: bool = False
-    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+    # the window as one-second buckets [second, requests, failures], with running sums:
+    # O(1) a request and O(window_s) memory whatever the traffic
+    buckets: deque[list[int]] = field(default_factory=deque)
+    total: int = 0
+    failures: int = 0
 
     def __post_init__(self) -> None:
         self.cooldown = self.config.cooldown_s
@@ -59,23 +64,38 @@ class Breaker:
         if self.state == "half_open":
             if ok:
                 self.state, self.cooldown = "closed", self.config.cooldown_s
-                self.outcomes.clear()
+                self.clear()
             else:
                 self.cooldown = min(self.cooldown * 2, self.config.max_cooldown_s)
                 self.open(now, self.cooldown)
             self.probing = False
             return
-        self.outcomes.append((now, ok))
-        while self.outcomes and self.outcomes[0][0] < now - self.config.window_s:
-            self.outcomes.popleft()
-        failures = sum(1 for _, good in self.outcomes if not good)
-        if (self.state == "closed" and len(self.outcomes) >= self.config.min_requests
-                and failures / len(self.outcomes) >= self.config.failure_ratio):  # fmt: skip
+        self.count(now, ok)
+        if (self.state == "closed" and self.total >= self.config.min_requests
+                and self.failures / self.total >= self.config.failure_ratio):  # fmt: skip
             self.open(now, self.cooldown)
+
+    def count(self, now: float, ok: bool) -> None:
+        second = int(now)
+        if not self.buckets or self.buckets[-1][0] != second:
+            self.buckets.append([second, 0, 0])
+        bucket = self.buckets[-1]
+        bucket[1] += 1
+        bucket[2] += not ok
+        self.total += 1
+        self.failures += not ok
+        while self.buckets[0][0] <= now - self.config.window_s - 1:
+            _, total, failures = self.buckets.popleft()
+            self.total -= total
+            self.failures -= failures
+
+    def clear(self) -> None:
+        self.buckets.clear()
+        self.total = self.failures = 0
 
     def open(self, now: float, for_s: float) -> None:
         self.state, self.until = "open", max(self.until, now + for_s)
-        self.outcomes.clear()
+        self.clear()
 
 
 @dataclass
@@ -89,6 +109,11 @@ class TargetHealth:
     steer_until: float = 0.0  # the upstream's rate-limit headers said it is spent until then
     requests: int = 0
     failures: int = 0
+    seed: int = 0  # rendezvous hashing (selectors.py): from the name, same in every replica
+
+    def __post_init__(self) -> None:
+        digest = hashlib.blake2b(self.name.encode(), digest_size=8).digest()
+        self.seed = int.from_bytes(digest, "big")
 
     @property
     def name(self) -> str:
@@ -143,8 +168,8 @@ class TargetHealth:
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
         now = time.monotonic() if now is None else now
         self.breaker.allows(now)  # an open breaker past its cooldown shows as half_open
-        window = self.breaker.outcomes
-        ratio = sum(1 for _, ok in window if not ok) / len(window) if window else 0.0
+        breaker = self.breaker
+        ratio = breaker.failures / breaker.total if breaker.total else 0.0
         return {
             "provider": self.provider, "upstream_model": self.upstream_model,
             "ewma_ms": round(self.ewma_s * 1000, 3) if self.ewma_s is not None else None,

@@ -58,6 +58,8 @@ class RetryBudget:
 
     def request(self, now: float) -> None:
         self.requests.append(now)
+        if self.requests[0] < now - BUDGET_WINDOW_S:  # amortised: the window stays bounded
+            self._trim(now)
 
     def try_retry(self, now: float) -> bool:
         self._trim(now)

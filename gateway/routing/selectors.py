@@ -77,13 +77,28 @@ SELECTORS: dict[str, Selector] = {
 }  # fmt: skip
 
 
+MASK = (1 << 64) - 1
+
+
+def hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def mix(x: int) -> int:
+    """splitmix64's finaliser: a well-spread 64-bit value from (key hash ^ target seed)."""
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
+    return x ^ (x >> 31)
+
+
 def rendezvous(targets: Sequence[Target], key: str) -> Target:
     """Weighted rendezvous hashing: each (key, target) pair scores -weight / ln(u); the
-    highest wins, so removing a target moves only the keys that were on it."""
+    highest wins, so removing a target moves only the keys that were on it. One hash of
+    the key, mixed with each target's seed (the same in every replica)."""
+    h = hash64(key)
 
     def score(target: Target) -> float:
-        digest = hashlib.blake2b(f"{key}\0{target.name}".encode(), digest_size=8).digest()
-        u = (int.from_bytes(digest, "big") + 1) / (2**64 + 2)  # in (0, 1)
+        u = (mix(h ^ target.seed) + 1) / (2**64 + 2)  # in (0, 1)
         return -target.weight / math.log(u)
 
     return max(targets, key=score)

@@ -21,3 +21,8 @@ class Target:
     @property
     def name(self) -> str:
         return f"{self.provider.name}/{self.upstream_model}"
+
+    @property
+    def seed(self) -> int:
+        """The target's rendezvous-hashing seed: a hash of its name, made once."""
+        return self.health.seed
