@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 import tempfile
@@ -153,7 +152,8 @@ models:
             for _ in range(100):
                 client.post(url, json=body)
             a.behave("x", Behavior(delay_s=0.025))  # a slows down 5x
-            started, window, n = time.monotonic(), [], 0
+            started, n = time.monotonic(), 0
+            window: list[bool] = []
             while n < max_requests:
                 before = len(a.requests)
                 client.post(url, json=body)
@@ -195,5 +195,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.set_event_loop_policy(None)
     main()
