@@ -112,6 +112,7 @@ def write_report(r: dict[str, Any], out: Path) -> None:
     parts.append(PROFILE_NOTE)
     parts.append(hardening_note())
     parts.append(cache_note())
+    parts.append(routing_note())
     parts.append(_plots(r, out))
     out.write_text("\n".join(parts))
 
@@ -262,6 +263,29 @@ def cache_note() -> str:
     """The response cache's figures (`benchmarks/cache.txt`, by `python -m benchmarks.cache`)."""
     figures = Path(__file__).with_name("cache.txt")
     text = CACHE_NOTE
+    if figures.exists():
+        text += "\n```\n" + figures.read_text().rstrip() + "\n```\n"
+    return text
+
+
+ROUTING_NOTE = """
+## Routing
+
+Not from the suite run above: `python -m benchmarks.routing` (`benchmarks/routing.txt`
+below). Selecting a target and the bookkeeping around an attempt (health, breaker window,
+retry budget, the attempt record) cost 3.3-7.5 us of CPU a request by strategy, 6.8 us
+with sticky hashing (target <= 10 us; 12-35 us before the breaker's window became
+one-second buckets with running sums and sticky hashing one hash a key). Three healthy
+targets against one, 20 concurrent, five alternating rounds: the median ratio was 0.95x
+in this run and 0.91x, 1.00x and 1.10x in three others (the rounds themselves vary by
++-20% on this machine). The `latency` strategy moves traffic off a target that slows
+from 5 to 25 ms within ~20 requests (~0.2 s).
+"""
+
+
+def routing_note() -> str:
+    figures = Path(__file__).with_name("routing.txt")
+    text = ROUTING_NOTE
     if figures.exists():
         text += "\n```\n" + figures.read_text().rstrip() + "\n```\n"
     return text
