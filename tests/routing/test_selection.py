@@ -108,6 +108,9 @@ def test_a_failing_target_is_ejected_then_probed(serve: Any, mocks: Mocks) -> No
         routes = client.get("/v1/gateway/routes").json()
         breaker = {t["provider"]: t["breaker"] for t in routes["models"][0]["targets"]}
         assert breaker == {"a": "open", "b": "closed"}
+        metrics = client.get("/metrics").text
+        assert 'gateway_routing_breaker_state{gateway_target="a/x"} 2.0' in metrics
+        assert 'gateway_attempt_outcome="retry",gateway_target="a/x"' in metrics
         mocks["a"].behaviors.clear()  # healthy again
         time.sleep(1.1)
         for _ in range(30):
