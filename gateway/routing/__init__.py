@@ -37,9 +37,12 @@ class Route:
     selector: Selector
     budget: RetryBudget = field(init=False)
 
+    refusal_fails: bool = field(init=False)  # a content_policy fallback: refusals fail over
+
     def __post_init__(self) -> None:
         retry = self.config.retry
         self.budget = RetryBudget(retry.budget_ratio, retry.budget_min_per_s)
+        self.refusal_fails = any("content_policy" in r.on for r in self.config.fallback_rules)
 
     @property
     def limited(self) -> bool:

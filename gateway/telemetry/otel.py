@@ -93,6 +93,7 @@ class OTelSink:
         if span_exporter is None and otlp_configured():
             self.export_process = ExportProcess()
         self._points: list[Point] = []
+        self._breakers: dict[str, str] = {}  # the breaker state last exported, per target
         self.otel_metrics = OTelMetrics(self.resource, readers) if readers else None
         self.backends: list[PrometheusMetrics | OTelMetrics] = [self.prometheus]
         if self.otel_metrics is not None:
@@ -236,8 +237,10 @@ class OTelSink:
             target = f"{a.provider}/{a.upstream_model}"
             outcome = {"gateway.attempt.outcome": a.reason, "gateway.target": target}
             self._metric("gateway.routing.attempts", 1, outcome)
-            self._metric("gateway.routing.breaker_state", STATE_VALUE.get(a.breaker, 0),
-                         {"gateway.target": target})  # fmt: skip
+            if self._breakers.get(target) != a.breaker:  # a gauge: set when it changes
+                self._breakers[target] = a.breaker
+                self._metric("gateway.routing.breaker_state", STATE_VALUE.get(a.breaker, 0),
+                             {"gateway.target": target})  # fmt: skip
         if ctx.retry_budget_exhausted:
             self._metric("gateway.routing.retry_budget_exhausted", 1,
                          {"gen_ai.request.model": ctx.model_label})  # fmt: skip
