@@ -69,3 +69,29 @@ def test_gateway_routes_prints_the_table(serve: Any, mocks: Mocks) -> None:
     assert [r[:5] for r in rows] == [["m", "least_busy", "a", "x", "2"],
                                      ["m", "least_busy", "b", "y", "1"]]  # fmt: skip
     assert all("closed" in r for r in rows)  # (an empty ewma_ms cell shifts the split)
+
+
+def test_the_routes_endpoint_takes_a_gateway_key_when_keys_exist(tmp_path: Any,
+                                                                 mocks: Mocks) -> None:  # fmt: skip
+    import httpx
+
+    from gateway.app import Settings
+    from gateway.auth import hash_key
+    from tests.conftest import GatewayServer
+    from tests.routing.conftest import providers
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\n"
+        + providers(mocks)
+        + f"""\
+auth:
+  keys: [{{id: ops, sha256: {hash_key("sk-ops")}}}]
+models:
+  m: {{provider: a, upstream_model: x}}
+"""
+    )
+    with GatewayServer(Settings(policy_path=str(policy), watch_policy=False)) as gw:
+        assert httpx.get(gw.v1 + "/gateway/routes").status_code == 401
+        ok = httpx.get(gw.v1 + "/gateway/routes", headers={"authorization": "Bearer sk-ops"})
+    assert ok.status_code == 200 and ok.json()["models"][0]["model"] == "m"
