@@ -38,22 +38,23 @@ class Route:
     budget: RetryBudget = field(init=False)
 
     refusal_fails: bool = field(init=False)  # a content_policy fallback: refusals fail over
+    limited: bool = field(init=False)  # a target declares a context window: count prompts
 
     def __post_init__(self) -> None:
         retry = self.config.retry
         self.budget = RetryBudget(retry.budget_ratio, retry.budget_min_per_s)
         self.refusal_fails = any("content_policy" in r.on for r in self.config.fallback_rules)
-
-    @property
-    def limited(self) -> bool:
-        """Some target declares a context window (then prompts are counted first)."""
-        return any(t.context_length is not None for t in self.targets)
+        self.limited = any(t.context_length is not None for t in self.targets)
 
     def pick(self, operation: Operation, excluded: set[Target], now: float, key: str | None,
              prompt_tokens: int | None = None) -> Target:  # fmt: skip
         """The next target: among those that serve the operation and fit the prompt and
         have not failed yet (all again once each has), those whose breaker lets traffic
         through; if none does, the one due soonest."""
+        if len(self.targets) == 1 and prompt_tokens is None:  # nothing to choose: ~2 us
+            only = self.targets[0]
+            if only.provider.supports(operation):
+                return only
         able = [t for t in self.targets if t.provider.supports(operation)]
         if not able:
             raise UnsupportedOperation(

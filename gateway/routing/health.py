@@ -19,6 +19,8 @@ BreakerState = Literal["closed", "open", "half_open"]
 STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 RESET = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+RATE_LIMIT_HEADERS = (("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+                      ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"))  # fmt: skip
 
 
 def duration_s(text: str) -> float | None:
@@ -158,11 +160,11 @@ class TargetHealth:
     def read_rate_limits(self, headers: dict[str, str], now: float) -> None:
         """`x-ratelimit-remaining-requests: 0` (or tokens: 0) with its reset: steer away
         until then, before the upstream starts answering 429."""
-        for kind in ("requests", "tokens"):
-            remaining = headers.get(f"x-ratelimit-remaining-{kind}")
+        for remaining_name, reset_name in RATE_LIMIT_HEADERS:
+            remaining = headers.get(remaining_name)
             if remaining is None or remaining.strip() not in ("0", "0.0"):
                 continue
-            reset = duration_s(headers.get(f"x-ratelimit-reset-{kind}", "1s")) or 1.0
+            reset = duration_s(headers.get(reset_name, "1s")) or 1.0
             self.steer_until = max(self.steer_until, now + reset)
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -94,6 +95,7 @@ class OTelSink:
             self.export_process = ExportProcess()
         self._points: list[Point] = []
         self._breakers: dict[str, str] = {}  # the breaker state last exported, per target
+        self._attempts: Counter[tuple[str, str]] = Counter()  # this batch's, by outcome
         self.otel_metrics = OTelMetrics(self.resource, readers) if readers else None
         self.backends: list[PrometheusMetrics | OTelMetrics] = [self.prometheus]
         if self.otel_metrics is not None:
@@ -172,6 +174,7 @@ class OTelSink:
                     self._record(ctx, spans)
                 except Exception:  # telemetry never raises, nor stops recording
                     log.exception("could not record OpenTelemetry data")
+            self._flush_attempts()
             self._export(spans)
 
     def _export(self, spans: list[SpanRecord]) -> None:
@@ -233,10 +236,11 @@ class OTelSink:
             self._metric("gateway.cost", float(ctx.cost.total), spent)
 
     def _routing_metrics(self, ctx: RequestContext) -> None:
+        """Attempts are counted here and recorded once a batch (`_flush_attempts`): one
+        metric write a request cost ~8% of the throughput at 20 concurrent (A/B)."""
         for a in ctx.attempts:
             target = f"{a.provider}/{a.upstream_model}"
-            outcome = {"gateway.attempt.outcome": a.reason, "gateway.target": target}
-            self._metric("gateway.routing.attempts", 1, outcome)
+            self._attempts[(a.reason, target)] += 1
             if self._breakers.get(target) != a.breaker:  # a gauge: set when it changes
                 self._breakers[target] = a.breaker
                 self._metric("gateway.routing.breaker_state", STATE_VALUE.get(a.breaker, 0),
@@ -244,6 +248,12 @@ class OTelSink:
         if ctx.retry_budget_exhausted:
             self._metric("gateway.routing.retry_budget_exhausted", 1,
                          {"gen_ai.request.model": ctx.model_label})  # fmt: skip
+
+    def _flush_attempts(self) -> None:
+        for (outcome, target), n in self._attempts.items():
+            labels = {"gateway.attempt.outcome": outcome, "gateway.target": target}
+            self._metric("gateway.routing.attempts", n, labels)
+        self._attempts.clear()
 
     def _cache_metrics(self, ctx: RequestContext) -> None:
         status = ctx.cache_status or ""
