@@ -231,14 +231,18 @@ heap): the gateway calls `gc.freeze()` after startup.
 """
 
 
+def with_figures(text: str, name: str) -> str:
+    """A note, then the figures file a benchmark wrote beside this module (if there)."""
+    figures = Path(__file__).with_name(name)
+    if figures.exists():
+        text += "\n```\n" + figures.read_text().rstrip() + "\n```\n"
+    return text
+
+
 def hardening_note() -> str:
     """What the hardening of the request path costs, and memory under mixed traffic
     (`benchmarks/soak.txt`, written by `python -m benchmarks.soak`)."""
-    soak = Path(__file__).with_name("soak.txt")
-    text = HARDENING_NOTE
-    if soak.exists():
-        text += "\n```\n" + soak.read_text().rstrip() + "\n```\n"
-    return text
+    return with_figures(HARDENING_NOTE, "soak.txt")
 
 
 CACHE_NOTE = """
@@ -261,11 +265,7 @@ benchmarks.semantic_threshold`) are in [docs/cache.md](docs/cache.md#the-thresho
 
 def cache_note() -> str:
     """The response cache's figures (`benchmarks/cache.txt`, by `python -m benchmarks.cache`)."""
-    figures = Path(__file__).with_name("cache.txt")
-    text = CACHE_NOTE
-    if figures.exists():
-        text += "\n```\n" + figures.read_text().rstrip() + "\n```\n"
-    return text
+    return with_figures(CACHE_NOTE, "cache.txt")
 
 
 ROUTING_NOTE = """
@@ -284,11 +284,8 @@ from 5 to 25 ms within ~20 requests (~0.2 s).
 
 
 def routing_note() -> str:
-    figures = Path(__file__).with_name("routing.txt")
-    text = ROUTING_NOTE
-    if figures.exists():
-        text += "\n```\n" + figures.read_text().rstrip() + "\n```\n"
-    return text
+    """Routing's figures (`benchmarks/routing.txt`, by `python -m benchmarks.routing`)."""
+    return with_figures(ROUTING_NOTE, "routing.txt")
 
 
 def _targets(r: dict[str, Any]) -> str:
