@@ -37,9 +37,16 @@ class Attempt:
     server_address: str | None = None
     server_port: int | None = None
     system: str = ""  # gen_ai.provider.name
-    reason: str = "ok"  # how it ended: ok | retry | fallback | failed
+    # how it ended: ok | retry | fallback | failed | timeout_first_chunk
+    reason: str = "ok"
     backoff_s: float = 0.0  # waited before it (backoff or Retry-After)
     breaker: str = "closed"  # the target's breaker after it
+
+    def ended(self, next_step: str) -> None:
+        """What followed a failure (`retry`, `fallback`); a specific ending (a stream
+        silent past first_chunk_s) keeps its own name."""
+        if self.reason == "failed":
+            self.reason = next_step
 
 
 @dataclass(slots=True)

@@ -119,7 +119,7 @@ async def call_provider(ctx: RequestContext, runtime: Runtime, route: Route,
             if fallback is None:
                 raise
             if ctx.attempts:  # (none when no target of the model fit the prompt)
-                ctx.attempts[-1].reason = "fallback"
+                ctx.attempts[-1].ended("fallback")
             tried.add(fallback)
             route = runtime.route(fallback)
 
@@ -146,7 +146,7 @@ async def try_route(ctx: RequestContext, route: Route, call: ParsedRequest,
             if wait is None or not route.budget.try_retry(loop.time()):
                 ctx.retry_budget_exhausted |= wait is not None
                 raise failure
-            ctx.attempts[-1].reason = "retry"
+            ctx.attempts[-1].ended("retry")
             await asyncio.sleep(wait)
         assert wait is not None
         try:
@@ -211,8 +211,9 @@ async def attempt(ctx: RequestContext, route: Route, target: Target, call: Parse
         if triggers.trigger(exc) in RETRIED:
             health.failed(loop.time(), retry_after_s(exc.headers) if exc.status == 429 else None)
         error = "timeout_first_chunk" if isinstance(caught, TimeoutError) else exc.error_type
+        reason = "timeout_first_chunk" if isinstance(caught, TimeoutError) else "failed"
         ctx.attempts.append(attempt_record(target, exc.status, started, error, span_id,
-                                           started_unix, waited, "failed"))  # fmt: skip
+                                           started_unix, waited, reason))  # fmt: skip
         raise exc from None
     now = loop.time()
     health.latency(time.perf_counter() - started, now)

@@ -66,7 +66,7 @@ ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("latency_ms", "FLOAT"),
     ("error", "VARCHAR"),
     # v6
-    ("reason", "VARCHAR"),  # how it ended: ok | retry | fallback | failed
+    ("reason", "VARCHAR"),  # ok | retry | fallback | failed | timeout_first_chunk
     ("backoff_ms", "FLOAT"),  # waited before it (backoff or the upstream's Retry-After)
     ("breaker", "VARCHAR"),  # the target's circuit breaker after it
 )

@@ -49,6 +49,7 @@ def test_a_stream_silent_past_first_chunk_s_fails_over_cleanly(serve: Any, mocks
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == "Hello! How can I help you today?" and r.text.endswith("data: [DONE]\n\n")
     assert calls(mocks) == {"a": 1, "b": 1, "c": 0}
+    assert r.headers.get("x-gateway-attempts") is None  # a success
 
 
 def test_a_stream_cut_after_its_first_content_ends_with_the_error_event(
@@ -220,3 +221,36 @@ models:
                                           ("c", 200, "ok")]  # fmt: skip
     assert attempts[0][4] == 0 and 0 <= attempts[1][4] <= 50 + 5
     assert request == [("ordered", "c/y", 3)]
+
+
+def test_a_first_chunk_timeout_is_its_own_reason(tmp_path: Any, mocks: Mocks) -> None:
+    import duckdb
+    import httpx
+
+    from gateway.app import Settings
+    from tests.conftest import GatewayServer
+    from tests.routing.conftest import providers
+
+    db = tmp_path / "log" / "requests.duckdb"
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\n"
+        + providers(mocks)
+        + f"""\
+telemetry: {{duckdb: {db}, flush_interval_s: 0.1}}
+models:
+  m:
+    strategy: ordered
+    targets: [{{provider: a, upstream_model: x}}, {{provider: b, upstream_model: x}}]
+    retry: {{attempts: 1, backoff_s: 0}}
+    timeouts: {{first_chunk_s: 0.3}}
+"""
+    )
+    mocks["a"].behave("x", Behavior(pause_at=0, pause_s=3))
+    with GatewayServer(Settings(policy_path=str(policy), watch_policy=False)) as gw:
+        r = httpx.post(gw.v1 + "/chat/completions", json={"model": "m", **CHAT, "stream": True})
+        assert r.status_code == 200
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute("SELECT provider, reason, error FROM attempts ORDER BY attempt").fetchall()
+    con.close()
+    assert rows == [("a", "timeout_first_chunk", "timeout_first_chunk"), ("b", "ok", None)]
