@@ -26,7 +26,7 @@ from typing import cast
 import httptools
 import httpx
 
-from gateway.providers.proxy import Proxy, tunnel
+from gateway.providers.proxy import Proxy, open_connection
 
 HIGH_WATER = 256 * 1024  # buffered bytes of a stream at which reading pauses
 # a response whose meaning is complete (a stream's last event read) but whose message is
@@ -357,26 +357,8 @@ class ConnectionPool:
 
     async def connect(self, within_s: float | None) -> Connection:
         origin = self.origin
-        try:
-            async with asyncio.timeout(within_s):
-                if self.proxy is not None and not self.forward:
-                    sock = await tunnel(self.proxy, origin.host, origin.port, within_s)
-                    _, conn = await self.loop.create_connection(
-                        lambda: Connection(self), sock=sock, ssl=self.ssl,
-                        server_hostname=origin.host if self.ssl is not None else None,
-                    )  # fmt: skip
-                    return conn
-                host, port = (self.proxy.host, self.proxy.port) if self.proxy else \
-                    (origin.host, origin.port)  # fmt: skip
-                _, conn = await self.loop.create_connection(
-                    lambda: Connection(self), host, port, ssl=self.ssl,
-                    server_hostname=origin.host if self.ssl is not None else None,
-                )  # fmt: skip
-        except TimeoutError:
-            raise httpx.ConnectTimeout(f"connecting to {origin.authority} timed out") from None
-        except OSError as exc:
-            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
-        return conn
+        return await open_connection(lambda: Connection(self), origin.host, origin.port,
+                                     self.ssl, self.proxy, self.forward, within_s)  # fmt: skip
 
     def release(self, conn: Connection, reuse: bool) -> None:
         self.active -= 1

@@ -98,6 +98,7 @@ async def commit(stream: ChunkStream, first_by: float | None, between_s: float |
     so that the loop can try elsewhere."""
     rest = stream.__aiter__()
     held: list[bytes] = []
+    committed = False
     try:
         async with asyncio.timeout_at(first_by):
             while True:
@@ -114,11 +115,11 @@ async def commit(stream: ChunkStream, first_by: float | None, between_s: float |
                     raise ContentPolicyRefusal("The upstream refused (content filter).")
                 if is_content(doc):
                     break
+        committed = True
     except TimeoutError:
-        await stream.aclose()
         raise UpstreamTimeout("the upstream stream sent no content within first_chunk_s") \
             from None  # fmt: skip
-    except BaseException:
-        await stream.aclose()
-        raise
+    finally:
+        if not committed:  # a timeout, a refusal, an upstream error or a cancel
+            await stream.aclose()
     return CommittedStream(stream, rest, held, between_s, deadline, on_close)

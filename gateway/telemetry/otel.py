@@ -17,7 +17,6 @@ import asyncio
 import logging
 import queue
 import threading
-from collections import Counter
 from typing import Any
 
 import orjson
@@ -37,7 +36,6 @@ from opentelemetry.trace.status import StatusCode
 
 from gateway.context import Attempt, RequestContext, new_span_id
 from gateway.guardrails.chain import strongest, summarize
-from gateway.routing.health import STATE_VALUE
 from gateway.telemetry import drain
 from gateway.telemetry.export_process import (
     ExportProcess,
@@ -51,6 +49,7 @@ from gateway.telemetry.otlp import (
     gateway_resource,
     otlp_configured,
 )
+from gateway.telemetry.stage_metrics import RoutingMetrics, cache_metrics
 from gateway.validation import listed
 
 log = logging.getLogger("gateway.telemetry")
@@ -94,8 +93,7 @@ class OTelSink:
         if span_exporter is None and otlp_configured():
             self.export_process = ExportProcess()
         self._points: list[Point] = []
-        self._breakers: dict[str, str] = {}  # the breaker state last exported, per target
-        self._attempts: Counter[tuple[str, str]] = Counter()  # this batch's, by outcome
+        self._routing = RoutingMetrics(self._metric)
         self.otel_metrics = OTelMetrics(self.resource, readers) if readers else None
         self.backends: list[PrometheusMetrics | OTelMetrics] = [self.prometheus]
         if self.otel_metrics is not None:
@@ -174,7 +172,7 @@ class OTelSink:
                     self._record(ctx, spans)
                 except Exception:  # telemetry never raises, nor stops recording
                     log.exception("could not record OpenTelemetry data")
-            self._flush_attempts()
+            self._routing.flush()
             self._export(spans)
 
     def _export(self, spans: list[SpanRecord]) -> None:
@@ -211,9 +209,9 @@ class OTelSink:
             self._metric("gateway.guardrail.actions", 1, labels)
         if ctx.operation is None:
             return  # not an API call: no GenAI metrics
-        self._routing_metrics(ctx)
+        self._routing.record(ctx)
         if ctx.cache_status:
-            self._cache_metrics(ctx)
+            cache_metrics(ctx, self._metric)
         genai = {k: v for k, v in common.items() if k in METRIC_LABELS}
         if "gen_ai.request.model" in genai:  # a client's model name, bounded as a label
             genai["gen_ai.request.model"] = ctx.upstream_model or ctx.model_label
@@ -234,39 +232,6 @@ class OTelSink:
         if ctx.cost is not None:
             spent = {**genai, "gateway.key_id": ctx.key_id or "", "gateway.prompt_version": ""}
             self._metric("gateway.cost", float(ctx.cost.total), spent)
-
-    def _routing_metrics(self, ctx: RequestContext) -> None:
-        """Attempts are counted here and recorded once a batch (`_flush_attempts`): one
-        metric write a request cost ~8% of the throughput at 20 concurrent (A/B)."""
-        for a in ctx.attempts:
-            target = f"{a.provider}/{a.upstream_model}"
-            self._attempts[(a.reason, target)] += 1
-            if self._breakers.get(target) != a.breaker:  # a gauge: set when it changes
-                self._breakers[target] = a.breaker
-                self._metric("gateway.routing.breaker_state", STATE_VALUE.get(a.breaker, 0),
-                             {"gateway.target": target})  # fmt: skip
-        if ctx.retry_budget_exhausted:
-            self._metric("gateway.routing.retry_budget_exhausted", 1,
-                         {"gen_ai.request.model": ctx.model_label})  # fmt: skip
-
-    def _flush_attempts(self) -> None:
-        for (outcome, target), n in self._attempts.items():
-            labels = {"gateway.attempt.outcome": outcome, "gateway.target": target}
-            self._metric("gateway.routing.attempts", n, labels)
-        self._attempts.clear()
-
-    def _cache_metrics(self, ctx: RequestContext) -> None:
-        status = ctx.cache_status or ""
-        if status.startswith("verify_"):
-            outcome = {"gateway.cache.verification": status.removeprefix("verify_"),
-                       "gen_ai.request.model": ctx.model_label}  # fmt: skip
-            self._metric("gateway.cache.verifications", 1, outcome)
-            return
-        labels = {"gateway.cache.status": status, "gen_ai.request.model": ctx.model_label}
-        self._metric("gateway.cache.lookups", 1, labels)
-        if ctx.saved_usd is not None:
-            saved = {"gen_ai.request.model": ctx.model_label, "gateway.key_id": ctx.key_id or ""}
-            self._metric("gateway.cache.saved", float(ctx.saved_usd), saved)
 
     def _genai_attributes(self, ctx: RequestContext) -> dict[str, Any]:
         attrs: dict[str, Any] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -55,6 +56,9 @@ class RedisServer:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
+    # .ci/run installs Debian's redis-server; in CI a missing one fails instead of skipping
+    if shutil.which("redis-server") is None and not os.environ.get("CI"):
+        pytest.skip("needs Debian's redis-server (.ci/run installs it)")
     server = RedisServer(free_port()).start()
     yield server
     server.stop()

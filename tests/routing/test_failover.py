@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
+import httpx
 import orjson
 
 from benchmarks.mock_upstream import Behavior
-from tests.routing.conftest import Mocks, calls
+from gateway.app import Settings
+from tests.conftest import GatewayServer
+from tests.routing.conftest import Mocks, calls, providers
 
 CHAT = {"messages": [{"role": "user", "content": "Hi"}]}
 OPENAI_CONTEXT = {"error": {"message": "This model's maximum context length is 8192 tokens. "
@@ -180,43 +184,40 @@ def test_the_retry_budget_caps_amplification(serve: Any, mocks: Mocks) -> None:
     assert "gateway_routing_retry_budget_exhausted_total" in metrics
 
 
-def test_attempts_are_rows_with_their_reason_and_backoff(tmp_path: Any, mocks: Mocks) -> None:
-    from gateway.app import Settings
-    from tests.conftest import GatewayServer
-    from tests.routing.conftest import providers
-
+def logged(tmp_path: Any, mocks: Mocks, models: str, body: dict[str, Any],
+           *queries: str) -> list[list[Any]]:  # fmt: skip
+    """One request through a gateway with a request log; then the queries' rows."""
     db = tmp_path / "log" / "requests.duckdb"
     policy = tmp_path / "p.yaml"
-    policy.write_text(
-        "version: 1\n"
-        + providers(mocks)
-        + f"""\
-telemetry: {{duckdb: {db}, flush_interval_s: 0.1}}
-models:
+    telemetry = f"telemetry: {{duckdb: {db}, flush_interval_s: 0.1}}\n"
+    policy.write_text("version: 1\n" + providers(mocks) + telemetry + "models:\n" + models)
+    with GatewayServer(Settings(policy_path=str(policy), watch_policy=False)) as gw:
+        r = httpx.post(gw.v1 + "/chat/completions", json=body)
+        assert r.status_code == 200
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return [con.execute(q).fetchall() for q in queries]
+    finally:
+        con.close()
+
+
+def test_attempts_are_rows_with_their_reason_and_backoff(tmp_path: Any, mocks: Mocks) -> None:
+    models = """\
   m:
     strategy: ordered
     targets:
-      - {{provider: a, upstream_model: x}}
-      - {{provider: b, upstream_model: x}}
-    retry: {{attempts: 1, backoff_s: 0.05}}
+      - {provider: a, upstream_model: x}
+      - {provider: b, upstream_model: x}
+    retry: {attempts: 1, backoff_s: 0.05}
     fallbacks: [other]
-  other: {{provider: c, upstream_model: y}}
+  other: {provider: c, upstream_model: y}
 """
-    )
     mocks["a"].behave("x", Behavior(status=503))
     mocks["b"].behave("x", Behavior(status=502))
-    import httpx
-
-    with GatewayServer(Settings(policy_path=str(policy), watch_policy=False)) as gw:
-        r = httpx.post(gw.v1 + "/chat/completions", json={"model": "m", **CHAT})
-        assert r.status_code == 200
-    import duckdb
-
-    con = duckdb.connect(str(db), read_only=True)
-    attempts = con.execute("SELECT attempt, provider, status, reason, backoff_ms, breaker "
-                           "FROM attempts ORDER BY attempt").fetchall()  # fmt: skip
-    request = con.execute("SELECT strategy, target, attempts FROM requests").fetchall()
-    con.close()
+    attempts, request = logged(tmp_path, mocks, models, {"model": "m", **CHAT},
+                               "SELECT attempt, provider, status, reason, backoff_ms, breaker "
+                               "FROM attempts ORDER BY attempt",
+                               "SELECT strategy, target, attempts FROM requests")  # fmt: skip
     assert [a[1:4] for a in attempts] == [("a", 503, "retry"), ("b", 502, "fallback"),
                                           ("c", 200, "ok")]  # fmt: skip
     assert attempts[0][4] == 0 and 0 <= attempts[1][4] <= 50 + 5
@@ -224,33 +225,14 @@ models:
 
 
 def test_a_first_chunk_timeout_is_its_own_reason(tmp_path: Any, mocks: Mocks) -> None:
-    import duckdb
-    import httpx
-
-    from gateway.app import Settings
-    from tests.conftest import GatewayServer
-    from tests.routing.conftest import providers
-
-    db = tmp_path / "log" / "requests.duckdb"
-    policy = tmp_path / "p.yaml"
-    policy.write_text(
-        "version: 1\n"
-        + providers(mocks)
-        + f"""\
-telemetry: {{duckdb: {db}, flush_interval_s: 0.1}}
-models:
+    models = """\
   m:
     strategy: ordered
-    targets: [{{provider: a, upstream_model: x}}, {{provider: b, upstream_model: x}}]
-    retry: {{attempts: 1, backoff_s: 0}}
-    timeouts: {{first_chunk_s: 0.3}}
+    targets: [{provider: a, upstream_model: x}, {provider: b, upstream_model: x}]
+    retry: {attempts: 1, backoff_s: 0}
+    timeouts: {first_chunk_s: 0.3}
 """
-    )
     mocks["a"].behave("x", Behavior(pause_at=0, pause_s=3))
-    with GatewayServer(Settings(policy_path=str(policy), watch_policy=False)) as gw:
-        r = httpx.post(gw.v1 + "/chat/completions", json={"model": "m", **CHAT, "stream": True})
-        assert r.status_code == 200
-    con = duckdb.connect(str(db), read_only=True)
-    rows = con.execute("SELECT provider, reason, error FROM attempts ORDER BY attempt").fetchall()
-    con.close()
+    (rows,) = logged(tmp_path, mocks, models, {"model": "m", **CHAT, "stream": True},
+                     "SELECT provider, reason, error FROM attempts ORDER BY attempt")  # fmt: skip
     assert rows == [("a", "timeout_first_chunk", "timeout_first_chunk"), ("b", "ok", None)]
