@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
 
     @asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[dict[str, GatewayState]]:
-        loaded = settings.preloaded or load_policy(settings.policy_path)
+        loaded = settings.preloaded or load_policy(settings.policy_path, lock=True)
         await asyncio.to_thread(tokens.preload)  # what token estimates need, off the loop
         runtime = Runtime(loaded)
         sinks = build_sinks(runtime, settings.access_log)

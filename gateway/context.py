@@ -108,6 +108,10 @@ class RequestContext:
     cache_age_s: float | None = None  # a hit's entry, how old
     cache_system: str = ""  # a hit's entry: the provider system that priced it
     saved_usd: Decimal | None = None  # a hit: what the answer cost when it was fetched
+    prompt_name: str | None = None  # model "prompt:NAME@REF": the prompt and its version
+    prompt_version: str | None = None
+    experiment: str | None = None  # the experiment that chose the version, and its arm
+    arm: str | None = None
     captured_input: str | None = None  # only when the policy opts in to content capture
     captured_output: str | None = None
 

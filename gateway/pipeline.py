@@ -18,6 +18,8 @@ from gateway.cache import verify
 from gateway.context import Attempt, RequestContext, new_span_id
 from gateway.errors import GatewayError, UpstreamTimeout
 from gateway.guardrails import chain as guardrails
+from gateway.prompts import is_prompt_ref
+from gateway.prompts import stage as prompts
 from gateway.providers.base import (
     ChunkStream,
     Completion,
@@ -40,7 +42,8 @@ async def handle(request: Request, operation: Operation) -> Response:
     runtime = bind_runtime(state, ctx)
     ctx.key_id = runtime.keys.authenticate(request.headers)
     call = await read_request(request, operation, runtime.policy.server, ctx)
-    resolve_prompt(runtime, call)
+    if is_prompt_ref(call.model):
+        resolve_prompt(runtime, ctx, call, request)
     await guard_input(runtime, ctx, call)
     if (cached := await cache_lookup(state, runtime, ctx, call, request)) is not None:
         return record(ctx, await guard_output(runtime, ctx, cached))
@@ -58,8 +61,12 @@ def bind_runtime(state: GatewayState, ctx: RequestContext) -> Runtime:
     return runtime
 
 
-def resolve_prompt(runtime: Runtime, call: ParsedRequest) -> None:
-    """Prompt templates and versions: no policy key for them yet, so requests pass as sent."""
+def resolve_prompt(runtime: Runtime, ctx: RequestContext, call: ParsedRequest,
+                   request: Request) -> None:  # fmt: skip
+    """`model: "prompt:NAME@REF"`: the version a label, number or experiment picks,
+    rendered with the request's variables, becomes the request (model, messages,
+    parameters)."""
+    prompts.resolve(runtime.prompts, runtime.experiments, ctx, call, request.headers)
 
 
 async def guard_input(runtime: Runtime, ctx: RequestContext, call: ParsedRequest) -> None:

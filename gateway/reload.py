@@ -13,6 +13,8 @@ from pathlib import Path
 import watchfiles
 
 from gateway.policy.loader import PolicyError, load_policy
+from gateway.prompts.lock import LOCK_NAME
+from gateway.prompts.registry import PROMPTS_DIR
 from gateway.providers.base import Provider
 from gateway.runtime import Runtime
 from gateway.state import GatewayState
@@ -48,7 +50,7 @@ class PolicyReloader:
 
     def reload(self, reason: str) -> bool:
         try:
-            loaded = load_policy(self.path)
+            loaded = load_policy(self.path, lock=True)
         except PolicyError as exc:
             log.error(
                 "policy reload rejected; the current policy keeps serving",
@@ -78,9 +80,13 @@ class PolicyReloader:
 
     async def _watch(self, path: Path) -> None:
         folder, only = watch_target(path)
+        prompts = folder / PROMPTS_DIR
 
         def relevant(_: object, changed: str) -> bool:  # other files in the folder: ignored
-            return only is None or Path(changed) == only
+            file = Path(changed)
+            if file.name.startswith((LOCK_NAME, ".prompts.lock.")):  # written by the load
+                return False
+            return only is None or file == only or file.parent == prompts
 
         async for _ in watchfiles.awatch(folder, watch_filter=relevant, debounce=200, step=50):
             self.reload("file change")

@@ -18,6 +18,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.policy.models import ServerConfig
+from gateway.prompts import is_prompt_ref
 from gateway.providers.base import Operation, UpstreamRequest
 from gateway.validation import check_depth, check_fields
 
@@ -103,7 +104,7 @@ def parse_body(raw: bytes, operation: Operation) -> ParsedRequest:
         raise InvalidRequest("The request body must be a JSON object.")
     check_depth(body, raw)
     for name in REQUIRED[operation]:
-        if body.get(name) is None:
+        if body.get(name) is None and not (name == "messages" and is_prompt_ref(body.get("model"))):
             raise InvalidRequest(
                 f"Missing required parameter: '{name}'.",
                 param=name,

@@ -17,6 +17,7 @@ from gateway.errors import ModelNotFound
 from gateway.guardrails import Guardrail, build_guardrail
 from gateway.policy.loader import LoadedPolicy
 from gateway.policy.models import ModelConfig, Policy
+from gateway.prompts.stage import Experiment, build_experiments
 from gateway.providers import build_provider
 from gateway.providers.base import Provider
 from gateway.routing import Route, Target, TargetHealth, build_route, new_health
@@ -54,6 +55,10 @@ class Runtime:
             k: h for k, h in kept.items()
             if reuse is not None and reuse.providers.get(k[0]) is self.providers.get(k[0])
         }  # fmt: skip
+        self.prompts = loaded.prompts
+        self.experiments: dict[str, Experiment] = build_experiments(
+            self.prompts, self.policy, reuse.experiments if reuse is not None else {}
+        )  # (a reused experiment keeps its allocator)
         self.routes = {name: self._route(name, config)
                        for name, config in self.policy.models.items()}  # fmt: skip
         self.inflight = 0

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import InvalidRequest
+from gateway.prompts import is_prompt_ref
 
 ROLES = ("system", "user", "assistant", "tool", "function", "developer")
 MAX_DEPTH = 254  # the deepest orjson serialises (it parses deeper): refused past it
@@ -88,7 +89,9 @@ def check_fields(body: dict[str, Any], operation: str) -> None:
     if metadata is not None and not isinstance(metadata, dict):
         raise invalid_type("metadata", "an object", metadata)
     if operation == "chat":
-        check_messages(body["messages"])
+        messages = body.get("messages")
+        if not (is_prompt_ref(body.get("model")) and messages in (None, [])):  # prompt's own
+            check_messages(messages)
         for name in ("tools", "functions"):
             if body.get(name) is not None and not isinstance(body[name], list):
                 raise invalid_type(name, "an array", body[name])

@@ -49,5 +49,10 @@ def run(path: str) -> int:
         print(problem, file=sys.stderr)
     if problems:
         return 1
-    print(f"{path}: ok ({len(policy.providers)} providers, {len(policy.models)} models)")
+    prompts = loaded.prompts
+    for name, versions in sorted(prompts.unlocked.items()):
+        print(f"{name}: version(s) {', '.join(map(str, sorted(versions)))} not in prompts.lock "
+              "yet (`gateway prompts lock` or the first `gateway serve` adds them)")  # fmt: skip
+    print(f"{path}: ok ({len(policy.providers)} providers, {len(policy.models)} models, "
+          f"{len(prompts.prompts)} prompts, {len(policy.experiments)} experiments)")  # fmt: skip
     return 0

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_server(args: argparse.Namespace) -> int:
     try:
-        loaded = load_policy(args.policy)
+        loaded = load_policy(args.policy, lock=True)
     except PolicyError as exc:
         for issue in exc.issues:
             log.error("invalid policy: %s", issue)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from gateway.policy.base import Strict
+from gateway.policy.experiments import ExperimentConfig, FeedbackConfig
 from gateway.policy.routing import RoutingConfig
 
 ProviderType = Literal["openai", "azure", "anthropic"]
@@ -294,6 +295,8 @@ class Policy(Strict):
     caches: dict[str, CacheConfig] = Field(default_factory=dict)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    feedback: FeedbackConfig = FeedbackConfig()
+    experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
 
     def may_bind(self, host: str) -> bool:
         """With no gateway keys, only loopback binds unless the policy opts in."""
@@ -367,9 +370,28 @@ def cross_reference_errors(policy: Policy) -> list[tuple[tuple[str | int, ...], 
                     errors.append((path, f"unknown guardrail {guardrail!r}"))
                 elif stage == "output" and policy.guardrails[guardrail].type in INPUT_ONLY:
                     errors.append((path, f"{guardrail!r} judges prompts: input only"))
+    errors += experiment_errors(policy)
     seen: set[str] = set()
     for i, key in enumerate(policy.auth.keys):
         if key.id in seen:
             errors.append((("auth", "keys", i, "id"), f"duplicate key id {key.id!r}"))
         seen.add(key.id)
+    return errors
+
+
+def experiment_errors(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
+    """Experiments decide on a declared feedback metric; feedback lives in the request log."""
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    metrics = policy.feedback.metrics
+    if metrics and not policy.telemetry.duckdb:
+        errors.append((("feedback",), "feedback is stored in the request log: set "
+                                      "telemetry.duckdb"))  # fmt: skip
+    for name, experiment in policy.experiments.items():
+        metric = metrics.get(experiment.metric)
+        if metric is None:
+            errors.append((("experiments", name, "metric"),
+                           f"unknown feedback metric {experiment.metric!r}"))  # fmt: skip
+        elif experiment.allocation == "thompson" and metric.type == "category":
+            errors.append((("experiments", name, "allocation"),
+                           "thompson needs a boolean or float metric"))  # fmt: skip
     return errors

@@ -230,7 +230,8 @@ class OTelSink:
                     "gen_ai.client.token.usage", value, {**genai, "gen_ai.token.type": kind}
                 )
         if ctx.cost is not None:
-            spent = {**genai, "gateway.key_id": ctx.key_id or "", "gateway.prompt_version": ""}
+            version = f"{ctx.prompt_name}@{ctx.prompt_version}" if ctx.prompt_name else ""
+            spent = {**genai, "gateway.key_id": ctx.key_id or "", "gateway.prompt_version": version}
             self._metric("gateway.cost", float(ctx.cost.total), spent)
 
     def _genai_attributes(self, ctx: RequestContext) -> dict[str, Any]:
@@ -260,6 +261,14 @@ class OTelSink:
             attrs["gateway.guardrail.action"] = strongest(ctx.verdicts) or "pass"
         if ctx.key_id:
             attrs["gateway.key_id"] = ctx.key_id
+        if ctx.prompt_name:
+            attrs["gateway.prompt.name"] = ctx.prompt_name
+            attrs["gateway.prompt.version"] = ctx.prompt_version
+            if ctx.experiment:
+                attrs["gateway.experiment"], attrs["gateway.experiment.arm"] = (
+                    ctx.experiment,
+                    ctx.arm,
+                )
         if ctx.error_type:
             attrs["error.type"] = ctx.error_type
         status = StatusCode.ERROR if ctx.status >= 500 else StatusCode.UNSET

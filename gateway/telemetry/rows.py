@@ -34,9 +34,11 @@ def request_row(ctx: RequestContext) -> Row:
         ctx.span_id, tokens.cache_write if tokens else None, ctx.tokens_estimated,
         str(cost.total) if cost else None, str(cost.input) if cost else None,
         str(cost.output) if cost else None, cost.source if cost else None,
-        ctx.cache_status, guardrail_json(ctx), None, None, ctx.tags, ctx.cache_age_s,
+        ctx.cache_status, guardrail_json(ctx), ctx.prompt_name, ctx.prompt_version, ctx.tags,
+        ctx.cache_age_s,
         str(ctx.saved_usd) if ctx.saved_usd is not None else None, ctx.strategy,
         f"{ctx.provider}/{ctx.upstream_model}" if ctx.provider else None,
+        ctx.experiment, ctx.arm,
     )  # fmt: skip
 
 

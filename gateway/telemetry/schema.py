@@ -52,11 +52,15 @@ REQUEST_COLUMNS: tuple[tuple[str, str], ...] = (
     # v6
     ("strategy", "VARCHAR"),  # the model's routing strategy
     ("target", "VARCHAR"),  # the target that answered: provider/upstream_model
+    # v7
+    ("experiment", "VARCHAR"),  # the prompt experiment that picked prompt_version
+    ("arm", "VARCHAR"),  # its arm (a version or a label, as the policy names it)
 )
 V1_COLUMNS = 27
 V2_COLUMNS = 38
 V4_COLUMNS = 39
 V5_COLUMNS = 41
+V6_COLUMNS = 43
 ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("request_id", "VARCHAR NOT NULL"),
     ("attempt", "TINYINT"),
@@ -71,6 +75,19 @@ ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("breaker", "VARCHAR"),  # the target's circuit breaker after it
 )
 ATTEMPT_V1_COLUMNS = 7
+
+
+# a client's verdict on a request (POST /v1/feedback): the latest per request and metric
+FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("request_id", "VARCHAR NOT NULL"),
+    ("metric", "VARCHAR NOT NULL"),
+    ("value", "DOUBLE"),  # boolean 1/0, or the number
+    ("category", "VARCHAR"),  # category metrics
+    ("comment", "VARCHAR"),
+    ("key_id", "VARCHAR"),
+    ("created_at", "TIMESTAMP NOT NULL"),  # UTC
+    ("feedback_id", "VARCHAR NOT NULL"),
+)
 
 
 CONTENT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -104,9 +121,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"ALTER TABLE requests ADD COLUMN {c} {t}"
         for c, t in REQUEST_COLUMNS[V4_COLUMNS:V5_COLUMNS]
     ),
-    tuple(f"ALTER TABLE requests ADD COLUMN {c} {t}" for c, t in REQUEST_COLUMNS[V5_COLUMNS:])
+    tuple(
+        f"ALTER TABLE requests ADD COLUMN {c} {t}"
+        for c, t in REQUEST_COLUMNS[V5_COLUMNS:V6_COLUMNS]
+    )
     + tuple(
         f"ALTER TABLE attempts ADD COLUMN {c} {t}" for c, t in ATTEMPT_COLUMNS[ATTEMPT_V1_COLUMNS:]
+    ),
+    (
+        *(f"ALTER TABLE requests ADD COLUMN {c} {t}" for c, t in REQUEST_COLUMNS[V6_COLUMNS:]),
+        _create("feedback", FEEDBACK_COLUMNS)[:-1] + ", PRIMARY KEY (request_id, metric))",
+        _create("feedback_history", FEEDBACK_COLUMNS),
     ),
 )
 VERSION = len(MIGRATIONS)
