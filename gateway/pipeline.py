@@ -46,11 +46,11 @@ async def handle(request: Request, operation: Operation) -> Response:
         resolve_prompt(runtime, ctx, call, request)
     await guard_input(runtime, ctx, call)
     if (cached := await cache_lookup(state, runtime, ctx, call, request)) is not None:
-        return record(ctx, await guard_output(runtime, ctx, cached))
+        return record(state, ctx, await guard_output(runtime, ctx, cached))
     target = route(runtime, ctx, call, request)
     result = await unless_client_leaves(ctx, call_provider(ctx, runtime, target, call))
     result = await guard_output(runtime, ctx, cache.tap(ctx, result))
-    return record(ctx, result)
+    return record(state, ctx, result)
 
 
 def bind_runtime(state: GatewayState, ctx: RequestContext) -> Runtime:
@@ -285,9 +285,13 @@ async def guard_output(
     )
 
 
-def record(ctx: RequestContext, result: Completion | ChunkStream) -> Response:
+def record(state: GatewayState, ctx: RequestContext, result: Completion | ChunkStream) -> Response:
     """Turn the result into the client's response. The telemetry sinks get the request
-    once that response has been delivered: the middleware calls `GatewayState.finish`."""
+    once that response has been delivered: the middleware calls `GatewayState.finish`.
+    Feedback may name the request as soon as the client has the answer: it is known
+    (`recent`) before the response goes out."""
+    if state.runtime.policy.feedback.metrics:
+        state.recent.add(ctx)
     if isinstance(result, Completion):
         return json_response(ctx, result)
     return sse_response(ctx, result)

@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from gateway import pipeline
 from gateway.cache import admin as cache_admin
 from gateway.errors import NotFound, ServiceUnavailable
+from gateway.feedback import endpoint as feedback
 from gateway.state import GatewayState
 
 JSON = "application/json"
@@ -96,6 +97,7 @@ ROUTES = [
     Route("/v1/embeddings", Endpoint(embeddings), methods=["POST"]),
     Route("/v1/models", Endpoint(list_models), methods=["GET"]),
     Route("/v1/models/{model_id:path}", Endpoint(get_model), methods=["GET"]),
+    Route("/v1/feedback", Endpoint(feedback.post_feedback), methods=["POST"]),
     Route("/v1/gateway/routes", Endpoint(gateway_routes), methods=["GET"]),
     Route("/healthz", Endpoint(healthz), methods=["GET"]),
     Route("/readyz", Endpoint(readyz), methods=["GET"]),

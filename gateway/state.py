@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.cache import stage as cache
 from gateway.context import RequestContext
+from gateway.feedback.recent import RecentRequests
 from gateway.runtime import Runtime
 from gateway.tasks import TaskOwner
 from gateway.telemetry import AccessLogSink, TelemetrySink
@@ -37,10 +38,12 @@ class GatewayState:
     connection_faults: Counter[str] = field(default_factory=Counter)
     active: dict[asyncio.Task[Any], RequestContext] = field(default_factory=dict)  # in flight
     draining: bool = False
+    recent: RecentRequests = field(default_factory=lambda: RecentRequests(0))  # for feedback
 
     def __post_init__(self) -> None:
         self._otel = next((s for s in self.sinks if isinstance(s, OTelSink)), None)
         self._sampler = self._otel if self._otel and self._otel.sampler is not None else None
+        self.request_log = next((s for s in self.sinks if isinstance(s, DuckDBSink)), None)
 
     def connection_fault(self, what: str) -> None:
         """From the server protocol: `refused`, `header_timeout` or `body_timeout`."""
@@ -88,6 +91,9 @@ class GatewayState:
         ctx.model_label = ctx.model or "" if model is not None else ("other" if ctx.model else "")
         if ctx.cache is not None:
             cache.commit(self.tasks, ctx)  # before settle lets go of the answer
+        if policy.feedback.metrics and ctx.operation is not None:
+            self.recent.limit = policy.feedback.recent_requests
+            self.recent.add(ctx)  # (its response id is known by now)
         settle(ctx, self.pricing, price, policy.telemetry.capture_content)
         for sink in self.sinks:
             sink.record(ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -123,6 +124,24 @@ def wait_until_ready(proc: subprocess.Popen[str], base: str, timeout_s: float) -
         assert proc.poll() is None, f"the gateway exited ({proc.returncode})"
         assert time.monotonic() < deadline, "the gateway did not start"
         time.sleep(0.1)
+
+
+@contextmanager
+def gateway_process(policy: Path, log: Path) -> Iterator[str]:
+    """`gateway serve` in a process of its own on `policy`; yields its base URL."""
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--policy",
+             str(policy), "--no-access-log"], stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(proc, base, 30)  # type: ignore[arg-type]
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 @contextmanager

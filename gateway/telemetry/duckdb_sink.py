@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,17 @@ from gateway.context import RequestContext
 from gateway.policy.models import TelemetryConfig
 from gateway.telemetry import drain
 from gateway.telemetry.rows import Row, attempt_rows, content_rows, request_row
-from gateway.telemetry.schema import ATTEMPT_COLUMNS, CONTENT_COLUMNS, REQUEST_COLUMNS, migrate
+from gateway.telemetry.schema import (
+    ATTEMPT_COLUMNS,
+    CONTENT_COLUMNS,
+    FEEDBACK_COLUMNS,
+    REQUEST_COLUMNS,
+    migrate,
+)
 
 log = logging.getLogger("gateway.telemetry")
-Item = tuple[Row, list[Row], list[Row]]  # a request, its attempts, its captured content
+# a request (None: feedback alone), its attempts, its captured content, feedback rows
+Item = tuple[Row | None, list[Row], list[Row], list[Row]]
 LOCK_RETRY_S = 0.05
 RETENTION_EVERY_S = 60.0
 
@@ -60,9 +68,30 @@ class DuckDBSink:
 
     def record(self, ctx: RequestContext) -> None:
         try:
-            self._queue.put((request_row(ctx), attempt_rows(ctx), content_rows(ctx)))
+            self._queue.put((request_row(ctx), attempt_rows(ctx), content_rows(ctx), []))
         except Exception:  # telemetry never raises into a request
             log.exception("could not queue a request-log row")
+
+    def record_feedback(self, row: Row) -> None:
+        """A feedback row (FEEDBACK_COLUMNS), written with the next flush."""
+        self._queue.put((None, [], [], [row]))
+
+    def owners(self, ident: str, wait_s: float) -> tuple[tuple[str, str | None], ...]:
+        """(request id, key id) of logged requests with this request id or response id,
+        oldest first (a blocking call: run it in a thread)."""
+        if not self.path.exists():
+            return ()
+        con = connect(self.path, wait_s=wait_s)
+        try:
+            migrate(con)
+            found = con.execute(
+                "SELECT request_id, key_id FROM requests WHERE request_id = ? OR "
+                "response_id = ? ORDER BY started_at",
+                [ident, ident],
+            ).fetchall()
+        finally:
+            con.close()
+        return tuple((str(r), k) for r, k in found)
 
     async def aclose(self) -> None:
         self._closing.set()
@@ -115,9 +144,10 @@ class DuckDBSink:
             self._unavailable_since = None
 
     def _write(self, items: list[Item]) -> None:
-        requests = [item[0] for item in items]
+        requests = [item[0] for item in items if item[0] is not None]
         attempts = [row for item in items for row in item[1]]
         contents = [row for item in items for row in item[2]]
+        feedback = [row for item in items for row in item[3]]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = connect(self.path, wait_s=self.lock_wait_s)
         try:
@@ -127,6 +157,7 @@ class DuckDBSink:
             insert(con, "requests", REQUEST_COLUMNS, requests)
             insert(con, "attempts", ATTEMPT_COLUMNS, attempts)
             insert(con, "contents", CONTENT_COLUMNS, contents)
+            insert_feedback(con, feedback)
             con.execute("COMMIT")
             if time.monotonic() - self._retained_at > RETENTION_EVERY_S:
                 self._retained_at = time.monotonic()
@@ -141,10 +172,11 @@ class DuckDBSink:
         items: list[Item] = []
         for line in self.spool.read_bytes().splitlines():
             if line:
-                row, attempts, contents = orjson.loads(line)
-                items.append(
-                    (tuple(row), [tuple(a) for a in attempts], [tuple(c) for c in contents])
-                )
+                row, attempts, contents, *rest = orjson.loads(line)
+                feedback = [tuple(f) for f in rest[0]] if rest else []
+                items.append((tuple(row) if row is not None else None,
+                              [tuple(a) for a in attempts], [tuple(c) for c in contents],
+                              feedback))  # fmt: skip
         return items
 
     def _append_spool(self, batch: list[Item]) -> None:
@@ -178,6 +210,22 @@ class DuckDBSink:
                       self.lost, extra={"fields": {"path": str(self.path)}})  # fmt: skip
 
 
+def insert_feedback(con: duckdb.DuckDBPyConnection, rows: list[Row]) -> None:
+    """Every value into `feedback_history`; the latest per request and metric into
+    `feedback` (a later value replaces an earlier one)."""
+    if not rows:
+        return
+    marks = ", ".join("?" * len(FEEDBACK_COLUMNS))
+    values = [(*row[:6], to_timestamp(row[6]), row[7]) for row in rows]
+    con.executemany(f"INSERT INTO feedback_history VALUES ({marks})", values)
+    latest = {(row[0], row[1]): row for row in values}  # one per key in one statement
+    con.executemany(f"INSERT OR REPLACE INTO feedback VALUES ({marks})", list(latest.values()))
+
+
+def to_timestamp(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC).replace(tzinfo=None)
+
+
 def apply_retention(con: duckdb.DuckDBPyConnection, config: TelemetryConfig, path: Path) -> None:
     """Drop rows past `retention_days`, contents past `content_retention_days`, and the
     oldest tenth of requests while the file is over `max_size_mb` (DuckDB reuses the
@@ -197,6 +245,8 @@ def drop_before(con: duckdb.DuckDBPyConnection, cutoff: str, params: list[Any]) 
     con.execute("BEGIN")
     con.execute(f"DELETE FROM attempts WHERE request_id IN ({old})", params)
     con.execute(f"DELETE FROM contents WHERE request_id IN ({old})", params)
+    con.execute(f"DELETE FROM feedback WHERE request_id IN ({old})", params)
+    con.execute(f"DELETE FROM feedback_history WHERE request_id IN ({old})", params)
     con.execute(f"DELETE FROM requests WHERE started_at < {cutoff}", params)
     con.execute("COMMIT")
 

@@ -13,7 +13,7 @@ import httpx
 from benchmarks.mock_upstream import MockUpstream
 from gateway.auth import hash_key
 from tests.cache.conftest import cache_policy
-from tests.cache.test_redis import gateway_process
+from tests.conftest import gateway_process
 
 KEYS = {"team-a": "sk-gw-team-a", "team-b": "sk-gw-team-b"}
 AUTH = "auth:\n  keys:\n" + "".join(

@@ -3,39 +3,19 @@ going away mid-run costs no request (bypass), then serves hits again once it is 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from benchmarks.mock_upstream import MockUpstream, free_port
+from benchmarks.mock_upstream import MockUpstream
 from tests.cache.conftest import RedisServer, cache_policy
-from tests.conftest import wait_until_ready
+from tests.conftest import gateway_process
 
 CACHES = ("  shared: {{type: exact, backend: redis, redis_url: '{url}', timeout_ms: 50}}\n"
           "  similar: {{type: semantic, backend: redis, redis_url: '{url}'}}\n")  # fmt: skip
-
-
-@contextmanager
-def gateway_process(policy: Path, log: Path) -> Iterator[str]:
-    port = free_port()
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--policy",
-             str(policy), "--no-access-log"], stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(proc, base, 30)  # type: ignore[arg-type]
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def ask(base: str, text: str, model: str = "gpt") -> httpx.Response:
