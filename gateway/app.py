@@ -16,6 +16,7 @@ from starlette.routing import Router
 
 from gateway.middleware import RequestContextMiddleware
 from gateway.policy.loader import LoadedPolicy, load_policy
+from gateway.prompts.arm_stats import ArmStatsRefresher
 from gateway.reload import PolicyReloader
 from gateway.routes import ROUTES
 from gateway.runtime import Runtime
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         reloader = PolicyReloader(state, settings.policy_path)
         reloader.start(settings.watch_policy)
         app.state.reloader = reloader
+        arm_stats = ArmStatsRefresher(state)
+        arm_stats.start()
         gc.collect()
         gc.freeze()  # what startup built lives on: keep it out of every later collection
         state.ready = True
@@ -67,6 +70,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         finally:
             state.ready = False
             reloader.stop()
+            arm_stats.stop()
             await state.tasks.join(cancel=False)
             await state.runtime.aclose()
             for sink in state.sinks:

@@ -70,6 +70,14 @@ async def gateway_routes(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type=JSON)
 
 
+async def gateway_experiments(request: Request) -> Response:
+    """Each prompt experiment's arms (version, model) and their current traffic shares."""
+    state: GatewayState = request.state.gateway
+    state.runtime.keys.authenticate(request.headers)
+    body = {"experiments": [e.snapshot() for e in state.runtime.experiments.values()]}
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
 async def healthz(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type=JSON)
 
@@ -99,6 +107,7 @@ ROUTES = [
     Route("/v1/models/{model_id:path}", Endpoint(get_model), methods=["GET"]),
     Route("/v1/feedback", Endpoint(feedback.post_feedback), methods=["POST"]),
     Route("/v1/gateway/routes", Endpoint(gateway_routes), methods=["GET"]),
+    Route("/v1/gateway/experiments", Endpoint(gateway_experiments), methods=["GET"]),
     Route("/healthz", Endpoint(healthz), methods=["GET"]),
     Route("/readyz", Endpoint(readyz), methods=["GET"]),
     Route("/metrics", Endpoint(metrics), methods=["GET"]),

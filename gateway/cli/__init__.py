@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from gateway import __version__, stats
-from gateway.cli import cache, check, guardrails, models, routes, serve
+from gateway.cli import cache, check, experiments, guardrails, models, prompts, routes, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_commands(commands)
     cache.add_commands(commands)
     routes.add_commands(commands)
+    prompts.add_commands(commands)
+    experiments.add_commands(commands)
     return parser
 
 
@@ -40,4 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cache.run(args)
     if args.command == "routes":
         return routes.run(args)
+    if args.command == "prompts":
+        return prompts.run(args)
+    if args.command == "experiments":
+        return experiments.run(args)
     return serve.run(args)

@@ -64,6 +64,7 @@ class ExperimentConfig(Strict):
     floor: float = Field(default=0.05, ge=0, le=0.5)  # thompson: each arm keeps this share
     control: str | None = None  # the arm others are compared to (default: the first)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)  # the report's significance level
+    refresh_s: float = Field(default=10.0, ge=0.05, le=3600)  # thompson: feedback re-read
 
     @field_validator("arms", mode="before")
     @classmethod

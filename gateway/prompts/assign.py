@@ -61,13 +61,15 @@ class ThompsonAllocator:
         seed = int.from_bytes(hashlib.sha256(config.prompt.encode()).digest()[:8], "big")
         self.rng = np.random.default_rng(seed)  # replicas with equal feedback agree
         self.stats: dict[str, ArmStats] = {}
-        self._shares = {arm: 1 / len(self.arms) for arm in self.arms}
+        self._shares = config.shares  # until there is feedback
 
     def shares(self) -> dict[str, float]:
         return self._shares
 
     def update(self, stats: dict[str, ArmStats]) -> None:
         self.stats = dict(stats)
+        if not any(s.n for s in stats.values()):
+            return
         best = self.probability_best()
         floor = self.config.floor
         self._shares = {arm: floor + (1 - floor * len(self.arms)) * best[arm]

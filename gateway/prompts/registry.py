@@ -50,11 +50,11 @@ class PromptRegistry:
         found = self.prompts.get(prompt)
         return found.labels.get(label) if found is not None else None
 
-    def save_lock(self) -> None:
+    def save_lock(self) -> bool:
         """Add the versions first seen in this load to the lock file (a read-only
-        policy directory is logged and left as it is)."""
+        policy directory is logged and left as it is: False)."""
         if not self.unlocked or self.folder is None:
-            return
+            return True
         merged = {name: dict(versions) for name, versions in self.lock.items()}
         for name, versions in self.unlocked.items():
             merged.setdefault(name, {}).update(versions)
@@ -63,10 +63,11 @@ class PromptRegistry:
         except OSError as exc:
             log.warning("could not write %s (%s): new prompt versions are not locked yet",
                         self.folder / LOCK_NAME, exc)  # fmt: skip
-            return
+            return False
         added = {name: sorted(v) for name, v in self.unlocked.items()}
         log.info("locked new prompt versions", extra={"fields": added})
         self.lock, self.unlocked = merged, {}
+        return True
 
 
 def prompts_folder(policy_path: Path) -> Path:

@@ -32,6 +32,15 @@ class Experiment:
     allocator: Allocator
     arms: dict[str, CompiledVersion]
 
+    def snapshot(self) -> dict[str, Any]:
+        shares = self.allocator.shares()
+        return {
+            "name": self.name, "prompt": self.config.prompt, "unit": self.config.unit,
+            "allocation": self.config.allocation, "metric": self.config.metric,
+            "arms": [{"arm": arm, "version": v.config.version, "model": v.config.model,
+                      "share": round(shares.get(arm, 0.0), 4)} for arm, v in self.arms.items()],
+        }  # fmt: skip
+
 
 def build_experiments(registry: PromptRegistry, policy: Policy,
                       reuse: Mapping[str, Experiment]) -> dict[str, Experiment]:  # fmt: skip

@@ -5,6 +5,7 @@ while every arm keeps its floor."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -123,3 +124,36 @@ def test_same_user_same_arm_across_two_processes_and_a_restart(
     assert set(first.values()) == {"up-chat", "up-small"}
     with gateway_process(root, tmp_path / "c.log") as c:
         assert arms_by_user(c, users) == first
+
+
+def test_a_running_gateway_moves_thompson_shares_on_feedback(
+    policy_dir: PolicyDir, mock: MockUpstream
+) -> None:
+    from gateway.app import Settings
+    from tests.conftest import GatewayServer
+
+    root = policy_dir(allocation="thompson")
+    text = (root / "policy.yaml").read_text().replace("allocation: thompson",
+                                                      "allocation: thompson\n    refresh_s: 0.1")  # fmt: skip
+    (root / "policy.yaml").write_text(text)
+    with GatewayServer(Settings(policy_path=str(root), watch_policy=False)) as gw:
+        shares = httpx.get(gw.v1 + "/gateway/experiments").json()["experiments"][0]["arms"]
+        assert [a["share"] for a in shares] == [0.5, 0.5]
+        variables = json.dumps({"product": "Acme", "question": "Where?"})
+        for i in range(60):
+            r = httpx.post(gw.v1 + "/chat/completions", json={
+                "model": "prompt:support-reply@experiment", "messages": [], "user": f"u{i}",
+                "metadata": {"prompt_variables": variables},
+            })  # fmt: skip
+            good = r.json()["model"] == "up-small"  # version 4 resolves, 3 does not
+            httpx.post(gw.v1 + "/feedback", json={"request_id": r.headers["x-request-id"],
+                                                  "metric": "resolved", "value": good})  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            arms = httpx.get(gw.v1 + "/gateway/experiments").json()["experiments"][0]["arms"]
+            share = {a["arm"]: a["share"] for a in arms}
+            if share["4"] > 0.9:
+                break
+            assert time.monotonic() < deadline, share
+            time.sleep(0.1)
+        assert share["3"] >= 0.05 - 1e-9  # the floor
