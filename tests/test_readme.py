@@ -17,9 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from gateway.cli import build_parser
-from gateway.policy.loader import parse_texts
+from gateway.policy.loader import load_policy, parse_texts
 from tests.conftest import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,11 @@ def test_the_readme_starts_with_the_two_commands() -> None:
     assert ".venv/bin/python -m pytest" in ci  # CI calls the README's test command
 
 
-@pytest.mark.parametrize("policy", blocks("yaml"))
+PROMPT_BLOCKS = [b for b in blocks("yaml") if b.startswith("name:")]
+EXAMPLE = ROOT / "examples" / "support"
+
+
+@pytest.mark.parametrize("policy", [b for b in blocks("yaml") if b not in PROMPT_BLOCKS])
 def test_every_yaml_block_is_a_valid_policy(policy: str) -> None:
     env = {name: "set-by-test" for name in ENV_VAR.findall(policy)}
     loaded = parse_texts([("README.md", policy)], env)
@@ -156,3 +161,52 @@ def test_links_to_docs_exist() -> None:
     for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README):
         if not target.startswith("http"):
             assert (ROOT / target).exists(), target
+
+
+def test_prompt_blocks_are_the_example_files() -> None:
+    """The README's prompt file and experiment policy are examples/support's, as parsed."""
+    (prompt,) = PROMPT_BLOCKS
+    assert yaml.safe_load(prompt) == yaml.safe_load(
+        (EXAMPLE / "prompts" / "support-reply.yaml").read_text()
+    )
+    policy = next(b for b in blocks("yaml") if "experiments:" in b)
+    assert yaml.safe_load(policy) == yaml.safe_load((EXAMPLE / "policy.yaml").read_text())
+    assert load_policy(EXAMPLE).prompts.unlocked == {}  # the example's lock is committed
+
+
+def test_prompts_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    """check, render, serve, the Python client (40 requests with feedback), the report."""
+    block = next(b for b in blocks("bash") if "prompts render" in b)
+    lines = commands(block)
+    env = dict(os.environ)
+    for line in lines[:-1]:
+        done = subprocess.run(gateway_argv(line), cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert (
+        "You are a support agent for Acme"
+        in subprocess.run(
+            gateway_argv(lines[1]), cwd=ROOT, capture_output=True, text=True, timeout=60
+        ).stdout
+    )
+    client = next(b for b in blocks("python") if "prompt:support-reply" in b)
+    report = next(b for b in blocks("bash") if "experiments report" in b)
+    log = ROOT / "support.duckdb"
+    assert not log.exists(), "a request log from another run is in the way"
+    assert port_8080_free(), "something else listens on 8080"
+    try:
+        with served(gateway_argv(lines[-1]), env):
+            done = subprocess.run([sys.executable, "-c", client], capture_output=True,
+                                  text=True, timeout=300)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+        out = subprocess.run(gateway_argv(commands(report)[0]), cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "verdict: not enough data" in out.stdout and "test msprt" in out.stdout
+        rows = [
+            line.split() for line in out.stdout.splitlines() if line.strip()[:2] in ("3 ", "4 ")
+        ]
+        assert sum(int(row[2]) for row in rows) == 40  # every request, on one arm or the other
+    finally:
+        for path in ROOT.glob("support.duckdb*"):
+            path.unlink()

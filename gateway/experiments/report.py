@@ -15,7 +15,7 @@ from gateway.policy.experiments import ExperimentConfig, FeedbackMetric
 
 Test = Literal["sequential", "fixed"]
 TEST_NAMES = {
-    "msprt": "mSPRT, always valid (look as often as you like)",
+    "msprt": "mSPRT, always valid at every look",
     "two_proportion_z": "two-proportion z test, fixed horizon",
     "fisher_exact": "Fisher's exact test, fixed horizon",
     "welch_t": "Welch's t test, fixed horizon",
