@@ -112,10 +112,13 @@ def answers_model(port: int) -> bool:
         return False
 
 
-def load(port: int, model: str, seconds: float) -> dict[str, float]:
+def load(port: int, model: str, seconds: float,
+         request: dict[str, object] | None = None) -> dict[str, float]:  # fmt: skip
     import subprocess
 
-    body = orjson.dumps({"model": model, "messages": [{"role": "user", "content": "Hello"}]})
+    body = orjson.dumps(
+        request or {"model": model, "messages": [{"role": "user", "content": "Hello"}]}
+    )
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.load", f"http://127.0.0.1:{port}/v1/chat/completions",
          body.decode(), "--concurrency", "20", "--duration", str(seconds)],

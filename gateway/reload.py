@@ -8,12 +8,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import watchfiles
 
 from gateway.policy.loader import PolicyError, load_policy
-from gateway.prompts.lock import LOCK_NAME
 from gateway.prompts.registry import PROMPTS_DIR
 from gateway.providers.base import Provider
 from gateway.runtime import Runtime
@@ -79,17 +79,28 @@ class PolicyReloader:
         self.state.tasks.spawn(runtime.aclose(providers), "close-retired-runtime")
 
     async def _watch(self, path: Path) -> None:
-        folder, only = watch_target(path)
-        prompts = folder / PROMPTS_DIR
-
-        def relevant(_: object, changed: str) -> bool:  # other files in the folder: ignored
-            file = Path(changed)
-            if file.name.startswith((LOCK_NAME, ".prompts.lock.")):  # written by the load
-                return False
-            return only is None or file == only or file.parent == prompts
-
+        folder, _ = watch_target(path)
+        relevant = watch_filter(path)
         async for _ in watchfiles.awatch(folder, watch_filter=relevant, debounce=200, step=50):
             self.reload("file change")
+
+
+def watch_filter(path: Path) -> Callable[[object, str], bool]:
+    """Which changes in the watched folder reload: the policy's YAML files (the one file,
+    for a one-file policy) and those in `prompts/`. A request log, the lock file the load
+    itself writes, editors' swap files change nothing."""
+    folder, only = watch_target(path)
+    prompts = folder / PROMPTS_DIR
+
+    def relevant(_: object, changed: str) -> bool:
+        file = Path(changed)
+        if file.suffix not in (".yaml", ".yml"):
+            return False
+        if file.parent == prompts:
+            return True
+        return file == only if only is not None else file.parent == folder
+
+    return relevant
 
 
 def watch_target(path: Path) -> tuple[Path, Path | None]:

@@ -9,7 +9,7 @@ import httpx
 
 from benchmarks.mock_upstream import Behavior, MockUpstream
 from gateway.app import Settings
-from gateway.reload import PolicyReloader
+from gateway.reload import PolicyReloader, watch_filter
 from tests.conftest import DEFAULT_MODELS, GatewayServer, PolicyWriter
 
 CHAT = {"model": "gpt", "messages": [{"role": "user", "content": "Hi"}]}
@@ -90,3 +90,20 @@ def test_unchanged_providers_keep_their_connection_pool(
         after = reloader.state.runtime.providers
         # each write picks a new port for the `dead` provider: only that one is rebuilt
         assert [name for name in before if after[name] is not before[name]] == ["dead"]
+
+
+def test_only_policy_and_prompt_files_trigger_a_reload(tmp_path: Path) -> None:
+    """A request log, a lock file or an editor's swap file beside the policy is no reason
+    to reload (a DuckDB file in the policy folder once reloaded it on every flush)."""
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "policy.yaml").write_text("version: 1\n")
+    relevant = watch_filter(tmp_path)
+    assert relevant(None, str(tmp_path / "policy.yaml"))
+    assert relevant(None, str(tmp_path / "prompts" / "p.yml"))
+    for name in ("requests.duckdb", "requests.duckdb.wal", "prompts/prompts.lock",
+                 "prompts/.prompts.lock.x1y2", ".policy.yaml.swp", "sub/other.yaml"):  # fmt: skip
+        assert not relevant(None, str(tmp_path / name)), name
+    single = watch_filter(tmp_path / "policy.yaml")
+    assert single(None, str(tmp_path / "policy.yaml"))
+    assert not single(None, str(tmp_path / "other.yaml"))
+    assert single(None, str(tmp_path / "prompts" / "p.yaml"))

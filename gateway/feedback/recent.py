@@ -7,6 +7,7 @@ from __future__ import annotations
 from gateway.context import RequestContext
 
 Owner = tuple[str, str | None]  # (request id, key id)
+OWNERS_PER_ID = 8  # an id reused (an upstream's constant response id): its latest owners
 
 
 class RecentRequests:
@@ -23,7 +24,7 @@ class RecentRequests:
                 continue
             known = self._ids.get(ident, ())
             if owner not in known:
-                self._ids[ident] = (*known, owner)
+                self._ids[ident] = (*known[1 - OWNERS_PER_ID :], owner)
         while len(self._ids) > self.limit:
             del self._ids[next(iter(self._ids))]
 

@@ -4,18 +4,26 @@ validated against that schema before anything is rendered."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import fastjsonschema
 import jsonschema
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
-from gateway.errors import InvalidRequest
+from gateway.errors import GatewayError, InvalidRequest
 from gateway.prompts.config import PromptVersion
 
 DEFAULT_FILTERS = ("default", "d")
+
+
+class PromptRenderFailed(GatewayError):
+    status = 500
+    type = "api_error"
+    code = "prompt_render_failed"
 
 
 class PromptDefinitionError(ValueError):
@@ -45,22 +53,37 @@ class CompiledVersion:
     templates: tuple[Any, ...]  # jinja2.Template per message
     validator: jsonschema.protocols.Validator
     defaults: dict[str, Any]
+    fast_check: Callable[[Any], Any] | None  # fastjsonschema's compiled check, when it fits
+    globals: tuple[dict[str, Any], ...]  # each template's globals, merged once
 
     @property
     def ref(self) -> str:
         return f"{self.prompt}@{self.config.version}"
 
+    def passes(self, values: dict[str, Any]) -> bool:
+        """The fast check (compiled code, ~1 us) where the schema allows it; otherwise,
+        and to explain a failure, jsonschema's validator (~13 us) decides."""
+        if self.fast_check is None:
+            return False
+        try:
+            self.fast_check(values)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
     def render(self, variables: dict[str, Any]) -> list[dict[str, Any]]:
         """The version's messages with `variables` filled in; a 400 naming the variable
         when one is missing, undeclared or invalid."""
         values = {**self.defaults, **variables}
-        errors = sorted(self.validator.iter_errors(values), key=lambda e: list(e.path))
-        if errors:
-            raise variable_error(self.ref, errors[0])
+        if not self.passes(values):
+            errors = sorted(self.validator.iter_errors(values), key=lambda e: list(e.path))
+            if errors:
+                raise variable_error(self.ref, errors[0])
         out = []
-        for message, template in zip(self.config.messages, self.templates, strict=True):
+        for message, template, names in zip(self.config.messages, self.templates, self.globals,
+                                            strict=True):  # fmt: skip
             try:
-                text = template.render(values)
+                text = render_template(template, {**names, **values})
             except UndefinedError as exc:  # (declared variables are checked above)
                 raise InvalidRequest(f"Prompt {self.ref}: {exc.message}",
                                      param="metadata.prompt_variables",
@@ -69,6 +92,10 @@ class CompiledVersion:
                 raise InvalidRequest(
                     f"Prompt {self.ref}: the template tried an unsafe operation",
                     code="invalid_prompt_variables",
+                ) from None
+            except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+                raise PromptRenderFailed(  # the template's own fault, not the client's
+                    f"Prompt {self.ref} failed to render: {type(exc).__name__}: {exc}"
                 ) from None
             rendered: dict[str, Any] = {"role": message.role, "content": text}
             if message.name is not None:
@@ -109,7 +136,45 @@ def compile_version(prompt: str, version: PromptVersion) -> CompiledVersion:
         raise PromptDefinitionError(f"variables.{where}: invalid JSON Schema: "
                                     f"{exc.message}") from None  # fmt: skip
     validator = jsonschema.Draft202012Validator(schema)
-    return CompiledVersion(prompt, version, tuple(templates), validator, defaults)
+    fast = None
+    if keywords(schema) <= DRAFT_7_KEYWORDS:  # the same meaning in draft 7 and 2020-12
+        fast = fastjsonschema.compile(
+            {**schema, "$schema": "http://json-schema.org/draft-07/schema#"}
+        )
+    names = tuple(dict(t.globals) for t in templates)
+    return CompiledVersion(prompt, version, tuple(templates), validator, defaults, fast, names)
+
+
+def render_template(template: Template, context: dict[str, Any]) -> str:
+    """`template.render`, less its per-call merge of the globals (a ChainMap copied into a
+    dict: half of a short template's ~7 us): the context comes merged already."""
+    env = template.environment
+    return env.concat(template.root_render_func(template.new_context(context, shared=True)))
+
+
+DRAFT_7_KEYWORDS = frozenset({
+    "type", "enum", "const", "properties", "required", "additionalProperties", "items",
+    "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "pattern", "minimum",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minProperties",
+    "maxProperties", "default", "description", "title", "examples",
+})  # fmt: skip
+
+
+def keywords(schema: Any) -> set[str]:
+    """Every keyword a schema uses, at any depth (property names aside)."""
+    found: set[str] = set()
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            found.add(key)
+            children = (
+                value.values() if key == "properties" and isinstance(value, dict) else [value]
+            )
+            for child in children:
+                found |= keywords(child)
+    elif isinstance(schema, list):
+        for item in schema:
+            found |= keywords(item)
+    return found
 
 
 REASONS = {

@@ -115,3 +115,28 @@ def test_a_version_that_cannot_render_is_a_definition_error(
 ) -> None:
     with pytest.raises(PromptDefinitionError, match=words):
         compile_version("p", version(content, variables))
+
+
+def test_draft_2020_keywords_are_enforced_without_the_fast_check() -> None:
+    """The compiled check (draft 7) is used only where the schema means the same in both
+    drafts; `prefixItems` is 2020-12's, so jsonschema alone decides."""
+    assert compile_version("support", SUPPORT).fast_check is not None
+    v = version("{{ pair }}", {"pair": {"type": "array", "prefixItems": [{"type": "integer"}]}})
+    compiled = compile_version("p", v)
+    assert compiled.fast_check is None
+    assert compiled.render({"pair": [1, "x"]})[0]["content"] == "[1, 'x']"
+    with pytest.raises(InvalidRequest) as caught:
+        compiled.render({"pair": ["x"]})
+    assert caught.value.param == "metadata.prompt_variables.pair.0"
+
+
+def test_a_template_that_fails_at_render_is_a_500_naming_the_version() -> None:
+    from gateway.prompts.render import PromptRenderFailed
+
+    v = version("{{ count + 'x' }} {% for i in range(2) %}{{ i }}{% endfor %}",
+                {"count": {"type": "integer"}})  # fmt: skip
+    with pytest.raises(PromptRenderFailed) as caught:
+        compile_version("p", v).render({"count": 1})
+    assert caught.value.status == 500 and "p@1 failed to render: TypeError" in caught.value.message
+    ok = version("{% for i in range(n) %}{{ i }}{% endfor %}", {"n": {"type": "integer"}})
+    assert compile_version("p", ok).render({"n": 3})[0]["content"] == "012"  # globals kept
