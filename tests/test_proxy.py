@@ -149,10 +149,10 @@ def test_unreachable_upstream_is_502(client: httpx.Client) -> None:
 def test_unexpected_exception_is_a_json_500_without_trace(
     client: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def boom(*args: object) -> None:
+    async def boom(*args: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("gateway.pipeline.resolve_prompt", boom)
+    monkeypatch.setattr("gateway.pipeline.guard_input", boom)
     r = client.post("/v1/chat/completions", json=CHAT)
     assert r.status_code == 500
     assert r.json()["error"]["type"] == "api_error"

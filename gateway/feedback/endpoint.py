@@ -34,6 +34,8 @@ async def post_feedback(request: Request) -> Response:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}") from None
+    if isinstance(doc, dict) and "request_id" not in doc and "x-request-id" in request.headers:
+        doc["request_id"] = ctx.request_id  # the answer's id, sent back as x-request-id
     feedback = parse_feedback(doc, config)
     log = state.request_log
     if log is None:

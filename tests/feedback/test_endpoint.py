@@ -96,10 +96,13 @@ def test_feedback_is_stored_replaced_and_joinable(gw: GatewayServer, tmp_path: P
     ]
 
 
-def test_the_response_id_names_the_request_too(gw: GatewayServer, tmp_path: Path) -> None:
+def test_the_response_id_or_the_x_request_id_header_names_the_request(gw: GatewayServer) -> None:
     answer = ask(gw, A)
     r = feedback(gw, A, request_id=answer.json()["id"], metric="resolved", value=True)
     assert r.status_code == 200 and r.json()["request_id"] == answer.headers["x-request-id"]
+    request_id = answer.headers["x-request-id"]
+    r = feedback(gw, {**A, "x-request-id": request_id}, metric="rating", value=3)
+    assert r.status_code == 200 and r.json()["request_id"] == request_id
 
 
 def test_a_key_gives_feedback_on_its_own_requests_only(gw: GatewayServer) -> None:
