@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from decimal import Decimal
 
     from gateway.cache.stage import CacheRequest
+    from gateway.limits.stage import Reservation
     from gateway.telemetry.cost import Cost, TokenUse
 
 
@@ -112,6 +113,8 @@ class RequestContext:
     prompt_version: str | None = None
     experiment: str | None = None  # the experiment that chose the version, and its arm
     arm: str | None = None
+    limits: Reservation | None = None  # what the limits stage reserved (settled at the end)
+    limits_degraded: bool = False  # the limit store was down and on_error let it through
     captured_input: str | None = None  # only when the policy opts in to content capture
     captured_output: str | None = None
 

@@ -209,3 +209,24 @@ def openai_error_from_upstream(status: int, raw: bytes) -> tuple[bytes, str]:
             return error_body(err["message"], etype, None, etype), err["message"]
     text = raw.decode("utf-8", "replace").strip()[:500] or f"upstream returned HTTP {status}"
     return error_body(text, "upstream_error", None, f"upstream_{status}"), text
+
+
+class RateLimitExceeded(GatewayError):
+    """A gateway limit (rpm, tpm, concurrent) of a key, team or end user is reached."""
+
+    status = 429
+    type = "requests"  # OpenAI's: requests | tokens
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, kind: str = "requests",
+                 headers: dict[str, str] | None = None) -> None:  # fmt: skip
+        super().__init__(message, headers=headers)
+        self.type = kind
+
+
+class QuotaExceeded(GatewayError):
+    """A budget (USD a day, week or month) of a key, team or end user is spent."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"

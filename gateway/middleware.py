@@ -97,6 +97,8 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
                 if ctx.cache_status is not None:  # answers and errors alike
                     message["headers"] += cache_headers(ctx)
+                if ctx.limits is not None:  # x-ratelimit-* of a limited key
+                    message["headers"] += ctx.limits.headers
                 if ctx.attempts and message["status"] >= 400:  # how many upstream calls failed
                     message["headers"].append((b"x-gateway-attempts", b"%d" % len(ctx.attempts)))
             await send(message)

@@ -44,6 +44,8 @@ async def handle(request: Request, operation: Operation) -> Response:
     call = await read_request(request, operation, runtime.policy.server, ctx)
     if is_prompt_ref(call.model):
         resolve_prompt(runtime, ctx, call, request)
+    if runtime.limiter is not None:
+        await reserve_limits(runtime, ctx, call)
     await guard_input(runtime, ctx, call)
     if (cached := await cache_lookup(state, runtime, ctx, call, request)) is not None:
         return record(state, ctx, await guard_output(runtime, ctx, cached))
@@ -67,6 +69,19 @@ def resolve_prompt(runtime: Runtime, ctx: RequestContext, call: ParsedRequest,
     rendered with the request's variables, becomes the request (model, messages,
     parameters)."""
     prompts.resolve(runtime.prompts, runtime.experiments, ctx, call, request.headers)
+
+
+async def reserve_limits(runtime: Runtime, ctx: RequestContext, call: ParsedRequest) -> None:
+    """Rate limits and budgets of the key, its team and the end user (and per model in
+    each): reserved now, in one atomic step; settled with the real usage when the
+    request ends (`GatewayState.finish`)."""
+    assert runtime.limiter is not None
+    body = call.body
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    await runtime.limiter.reserve(
+        ctx, runtime.key_limits.get(ctx.key_id or ""), call.model, lambda: prompt_tokens(call),
+        max_tokens if isinstance(max_tokens, int) else None,
+    )  # fmt: skip
 
 
 async def guard_input(runtime: Runtime, ctx: RequestContext, call: ParsedRequest) -> None:

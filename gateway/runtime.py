@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import orjson
 import redis.asyncio as aioredis
@@ -15,12 +17,17 @@ from gateway.cache.redis_store import connect
 from gateway.cache.response_cache import Embedder
 from gateway.errors import ModelNotFound
 from gateway.guardrails import Guardrail, build_guardrail
+from gateway.limits import LimitStore, build_store, limits_configured
+from gateway.limits.plan import KeyLimits
+from gateway.limits.stage import Limiter
 from gateway.policy.loader import LoadedPolicy
 from gateway.policy.models import ModelConfig, Policy
 from gateway.prompts.stage import Experiment, build_experiments
 from gateway.providers import build_provider
 from gateway.providers.base import Provider
 from gateway.routing import Route, Target, TargetHealth, build_route, new_health
+
+STATE_FILE = "gateway-state.db"  # the embedded store, beside the request log
 
 
 class Runtime:
@@ -59,6 +66,15 @@ class Runtime:
         self.experiments: dict[str, Experiment] = build_experiments(
             self.prompts, self.policy, reuse.experiments if reuse is not None else {}
         )  # (a reused experiment keeps its allocator)
+        self.limit_store = self._limit_store(reuse)
+        self.close_store = True
+        self.limiter = (
+            Limiter(self.policy, self.limit_store, ZoneInfo(self.policy.limits.timezone),
+                    {name: p.system for name, p in self.providers.items()})
+            if self.limit_store is not None else None
+        )  # fmt: skip
+        self.key_limits = {k.id: KeyLimits(k.id, k.team, k.limits, k.budgets)
+                           for k in self.policy.auth.keys}  # fmt: skip
         self.routes = {name: self._route(name, config)
                        for name, config in self.policy.models.items()}  # fmt: skip
         self.inflight = 0
@@ -81,6 +97,19 @@ class Runtime:
         if config is None:
             raise ModelNotFound(model_id)
         return config
+
+    def _limit_store(self, reuse: Runtime | None) -> LimitStore | None:
+        """The counters' store, when anything is limited (or `store:` is set): kept across
+        reloads while `store:` and `limits:` are unchanged."""
+        policy = self.policy
+        if not limits_configured(policy) and "store" not in policy.model_fields_set:
+            return None
+        if (reuse is not None and reuse.limit_store is not None and reuse.policy.store ==
+                policy.store and reuse.policy.limits == policy.limits):  # fmt: skip
+            return reuse.limit_store
+        log_path = policy.telemetry.duckdb
+        default = Path(log_path).with_name(STATE_FILE) if log_path else Path(STATE_FILE)
+        return build_store(policy.store, policy.limits, self.redis_client, default)
 
     def redis_client(self, url: str, timeout_s: float) -> aioredis.Redis:
         """One client (one connection pool) per Redis URL, for every cache naming it."""
@@ -144,6 +173,7 @@ class Runtime:
 
     def retired_by(self, newer: Runtime) -> list[Provider]:
         """Providers this runtime owns that `newer` did not take over."""
+        self.close_store = newer.limit_store is not self.limit_store
         kept = {id(p) for p in newer.providers.values()}
         return [p for p in self.providers.values() if id(p) not in kept]
 
@@ -152,6 +182,8 @@ class Runtime:
         (when closing all) the Redis clients."""
         for provider in self.providers.values() if providers is None else providers:
             await provider.aclose()
+        if self.limit_store is not None and (providers is None or self.close_store):
+            await self.limit_store.aclose()
         if providers is None:
             for client in self.redis.values():
                 await client.aclose()

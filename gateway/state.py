@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry
 from gateway.cache import stage as cache
 from gateway.context import RequestContext
 from gateway.feedback.recent import RecentRequests
+from gateway.limits import StoreUnavailable
+from gateway.limits.stage import Reservation, actual_usage
 from gateway.runtime import Runtime
 from gateway.tasks import TaskOwner
 from gateway.telemetry import AccessLogSink, TelemetrySink
@@ -95,8 +97,18 @@ class GatewayState:
             self.recent.limit = policy.feedback.recent_requests
             self.recent.add(ctx)  # (its response id is known by now)
         settle(ctx, self.pricing, price, policy.telemetry.capture_content)
+        if ctx.limits is not None:  # the real usage replaces the reservation
+            tokens, usd = actual_usage(ctx, policy.limits.cached_input_weight)
+            self.tasks.spawn(settle_limits(ctx.limits, tokens, usd), "limits-settle")
         for sink in self.sinks:
             sink.record(ctx)
+
+
+async def settle_limits(reservation: Reservation, tokens: float, usd: float) -> None:
+    try:
+        await reservation.store.settle(reservation.request_id, tokens, usd)
+    except StoreUnavailable as exc:  # the reservation's TTL sweeps it
+        log.warning("could not settle a limit reservation (%s); it expires on its own", exc)
 
 
 def build_sinks(runtime: Runtime, access_log: bool) -> list[TelemetrySink]:

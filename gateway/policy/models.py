@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal, get_args
 
@@ -12,6 +12,14 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from gateway.policy.base import Strict
 from gateway.policy.experiments import ExperimentConfig, FeedbackConfig
+from gateway.policy.limits import (
+    Budget,
+    Limits,
+    LimitSettings,
+    ScopeLimits,
+    StoreConfig,
+    TeamConfig,
+)
 from gateway.policy.routing import RoutingConfig
 
 ProviderType = Literal["openai", "azure", "anthropic"]
@@ -249,6 +257,12 @@ class ApiKey(Strict):
     # whose cache entries this key reads and writes (default: its own id; keys naming the
     # same namespace share answers)
     cache_namespace: str | None = Field(default=None, min_length=1)
+    team: str | None = None  # a name under `teams:`
+    models: tuple[str, ...] = ()  # names or globs this key may use (empty: all)
+    budgets: tuple[Budget, ...] = ()
+    limits: Limits = Limits()  # unset fields: keys_defaults.limits
+    expires_at: datetime | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
 
 
 class AuthConfig(Strict):
@@ -295,6 +309,11 @@ class Policy(Strict):
     caches: dict[str, CacheConfig] = Field(default_factory=dict)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    teams: dict[str, TeamConfig] = Field(default_factory=dict)
+    keys_defaults: ScopeLimits = ScopeLimits()
+    end_users: ScopeLimits = ScopeLimits()  # each end user (the request's `user`) alone
+    limits: LimitSettings = LimitSettings()
+    store: StoreConfig = StoreConfig()
     feedback: FeedbackConfig = FeedbackConfig()
     experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
 
@@ -371,6 +390,11 @@ def cross_reference_errors(policy: Policy) -> list[tuple[tuple[str | int, ...], 
                 elif stage == "output" and policy.guardrails[guardrail].type in INPUT_ONLY:
                     errors.append((path, f"{guardrail!r} judges prompts: input only"))
     errors += experiment_errors(policy)
+    for i, key in enumerate(policy.auth.keys):
+        if key.team is not None and key.team not in policy.teams:
+            errors.append((("auth", "keys", i, "team"), f"unknown team {key.team!r}"))
+    if policy.store.type == "redis" and not policy.store.url:
+        errors.append((("store", "url"), "a redis store needs a url"))
     seen: set[str] = set()
     for i, key in enumerate(policy.auth.keys):
         if key.id in seen:

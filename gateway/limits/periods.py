@@ -1,0 +1,24 @@
+"""Calendar-aligned budget periods in the policy's time zone: the day, the week (from
+Monday) and the month a moment falls in, as an id and the seconds left in it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+
+def period(kind: str, now_s: float, zone: ZoneInfo) -> tuple[str, float]:
+    """(id, seconds to its end) of the `day`, `week` or `month` holding `now_s`."""
+    local = datetime.fromtimestamp(now_s, zone)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if kind == "day":
+        start, end = day, day + timedelta(days=1)
+    elif kind == "week":
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=7)
+    else:
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    # wall-clock arithmetic: re-localise so a DST change inside the period counts right
+    end = end.replace(tzinfo=None).replace(tzinfo=zone)
+    return f"{kind[0]}{start.date().isoformat()}", end.timestamp() - now_s

@@ -1,0 +1,136 @@
+"""The `redis` limit store: a reservation is one Lua script (every counter checked, then
+all reserved, on Redis's own clock), a settlement another. Counters are plain strings
+(`INCRBYFLOAT`) keyed by their window; leases a sorted set scored by expiry; each
+reservation a hash (what it reserved where) in a sorted set of pending ones, whose
+expired members every reservation sweeps (their leases end; what they reserved stays
+counted: a replica that died after the call most likely paid for it)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from gateway.limits import Check, Decision, StoreUnavailable
+
+RESERVATIONS = "gw:lim:res:"
+PENDING = "gw:lim:pending"
+SWEEP = 20  # expired reservations swept a step, at most
+
+RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rid, lease_ms, res_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local n, prefix = tonumber(ARGV[4]), ARGV[5]
+local res_key, pending = KEYS[n + 1], KEYS[n + 2]
+for _, old in ipairs(redis.call('ZRANGEBYSCORE', pending, '-inf', now, 'LIMIT', 0, %(sweep)d)) do
+  local fields = redis.call('HGETALL', prefix .. old)
+  for j = 1, #fields, 2 do
+    local kind, key = string.match(fields[j], '^(%%a+):(.*)$')
+    if kind == 'lease' then redis.call('ZREM', key, old) end
+  end
+  redis.call('DEL', prefix .. old)
+  redis.call('ZREM', pending, old)
+end
+if redis.call('EXISTS', res_key) == 1 then return {2, tostring(now)} end
+local keys, values = {}, {}
+for i = 1, n do
+  local a = 5 + (i - 1) * 5
+  local kind, limit = ARGV[a + 1], tonumber(ARGV[a + 2])
+  local amount, window = tonumber(ARGV[a + 3]), ARGV[a + 4]
+  local key = KEYS[i]
+  if window == 'minute' then key = key .. ':' .. math.floor(now / 60000)
+  elseif window ~= '' then key = key .. ':' .. window end
+  keys[i] = key
+  local current
+  if kind == 'lease' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    current = redis.call('ZCARD', key)
+    if current + 1 > limit then return {0, tostring(now), i, tostring(current)} end
+  else
+    current = tonumber(redis.call('GET', key) or '0')
+    if (kind == 'count' and current + amount > limit) or (kind ~= 'count' and current >= limit) then
+      return {0, tostring(now), i, tostring(current)}
+    end
+  end
+  values[i] = current
+end
+local out = {1, tostring(now), 0}
+for i = 1, n do
+  local a = 5 + (i - 1) * 5
+  local kind, amount, ttl = ARGV[a + 1], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
+  local key = keys[i]
+  if kind == 'lease' then
+    redis.call('ZADD', key, now + lease_ms, rid)
+    redis.call('PEXPIRE', key, lease_ms + 60000)
+    redis.call('HSET', res_key, 'lease:' .. key, 1)
+    out[#out + 1] = tostring(values[i] + 1)
+  else
+    local after = redis.call('INCRBYFLOAT', key, amount)
+    if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ttl) end
+    if kind ~= 'count' then redis.call('HSET', res_key, kind .. ':' .. key, amount) end
+    out[#out + 1] = after
+  end
+end
+redis.call('HSET', res_key, 'at', now)
+redis.call('PEXPIRE', res_key, res_ttl + 60000)
+redis.call('ZADD', pending, now + res_ttl, rid)
+return out
+""" % {"sweep": SWEEP}  # noqa: UP031 (Lua's own % patterns)
+
+SETTLE = """
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return 0 end
+local actual = {tokens = tonumber(ARGV[2]), usd = tonumber(ARGV[3])}
+for j = 1, #fields, 2 do
+  local kind, key = string.match(fields[j], '^(%a+):(.*)$')
+  if kind == 'lease' then
+    redis.call('ZREM', key, ARGV[1])
+  elseif (kind == 'tokens' or kind == 'usd') and redis.call('EXISTS', key) == 1 then
+    redis.call('INCRBYFLOAT', key, actual[kind] - tonumber(fields[j + 1]))
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+class RedisLimits:
+    def __init__(self, client: aioredis.Redis, timeout_s: float, lease_s: float,
+                 reservation_ttl_s: float) -> None:  # fmt: skip
+        self.client, self.timeout_s = client, timeout_s
+        self.lease_ms, self.ttl_ms = int(lease_s * 1000), int(reservation_ttl_s * 1000)
+        self._reserve = client.register_script(RESERVE)
+        self._settle = client.register_script(SETTLE)
+
+    async def reserve(self, request_id: str, checks: list[Check]) -> Decision:
+        keys = [c.key for c in checks] + [RESERVATIONS + request_id, PENDING]
+        args: list[str | int | float] = [request_id, self.lease_ms, self.ttl_ms, len(checks),
+                                         RESERVATIONS]  # fmt: skip
+        for c in checks:
+            args += [c.kind, c.limit, c.amount, c.window, int(c.ttl_s * 1000)]
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                out = await self._reserve(keys=keys, args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"redis: {exc or type(exc).__name__}") from None
+        now_s = float(out[1]) / 1000
+        if int(out[0]) == 2:  # this request id reserved already (a retried step)
+            return Decision(True, now_s)
+        if int(out[0]) == 0:
+            failed = checks[int(out[2]) - 1]
+            return Decision(False, now_s, failed, [float(out[3])])
+        return Decision(True, now_s, None, [float(v) for v in out[3:]])
+
+    async def settle(self, request_id: str, tokens: float, usd: float) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_s * 10):
+                await self._settle(keys=[RESERVATIONS + request_id, PENDING],
+                                   args=[request_id, tokens, usd])  # fmt: skip
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"redis: {exc or type(exc).__name__}") from None
+
+    async def aclose(self) -> None:
+        """The client is the runtime's (shared with other stages): it closes it."""
