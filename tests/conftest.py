@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -112,7 +113,7 @@ class GatewayServer:
         return self.base_url + "/v1"
 
 
-def wait_until_ready(proc: subprocess.Popen[str], base: str, timeout_s: float) -> None:
+def wait_until_ready(proc: subprocess.Popen[Any], base: str, timeout_s: float) -> None:
     """Poll `base`/readyz until the gateway process answers 200 (it must not exit)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -137,7 +138,7 @@ def gateway_process(policy: Path, log: Path) -> Iterator[str]:
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(proc, base, 30)  # type: ignore[arg-type]
+        wait_until_ready(proc, base, 30)
         yield base
     finally:
         proc.terminate()
