@@ -27,7 +27,6 @@ LOOPBACK = ("127.", "::1", "localhost")
 
 class KeyChecker:
     def __init__(self, config: AuthConfig) -> None:
-        self._keys = [(bytes.fromhex(k.sha256), k.id) for k in config.keys]
         self._operator = {
             "metrics": bytes.fromhex(config.metrics_key_sha256)
             if config.metrics_key_sha256 else None,
@@ -55,23 +54,3 @@ class KeyChecker:
         key = presented_key(headers)
         if not key or not hmac.compare_digest(hashlib.sha256(key.encode()).digest(), stored):
             raise AuthenticationFailed(f"This endpoint takes the {what} key.")
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._keys)
-
-    def authenticate(self, headers: Mapping[str, str]) -> str | None:
-        """The id of the presented key; None when no keys are configured."""
-        if not self._keys:
-            return None
-        key = presented_key(headers)
-        if not key:
-            raise AuthenticationFailed("Missing API key: send it as 'Authorization: Bearer <key>'.")
-        digest = hashlib.sha256(key.encode()).digest()
-        found: str | None = None
-        for stored, key_id in self._keys:  # no early exit: every key is compared
-            if hmac.compare_digest(digest, stored):
-                found = key_id
-        if found is None:
-            raise AuthenticationFailed("Incorrect API key provided.")
-        return found

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from decimal import Decimal
 
     from gateway.cache.stage import CacheRequest
+    from gateway.keys.auth import Identity
     from gateway.limits.stage import Reservation
     from gateway.telemetry.cost import Cost, TokenUse
 
@@ -72,6 +73,8 @@ class RequestContext:
     upstream_model: str | None = None
     stream: bool = False
     key_id: str | None = None
+    identity: Identity | None = None  # the gateway key's identity (its limits, models...)
+    team: str | None = None
     status: int = 0
     error_type: str | None = None
     first_chunk_at: float | None = None

@@ -18,6 +18,8 @@ from gateway.cache import verify
 from gateway.context import Attempt, RequestContext, new_span_id
 from gateway.errors import GatewayError, UpstreamTimeout
 from gateway.guardrails import chain as guardrails
+from gateway.keys.auth import check_model
+from gateway.policy.models import ModelGuardrails
 from gateway.prompts import is_prompt_ref
 from gateway.prompts import stage as prompts
 from gateway.providers.base import (
@@ -40,10 +42,11 @@ async def handle(request: Request, operation: Operation) -> Response:
     state: GatewayState = request.state.gateway
     ctx: RequestContext = request.state.ctx
     runtime = bind_runtime(state, ctx)
-    ctx.key_id = runtime.keys.authenticate(request.headers)
+    await authenticate(runtime, ctx, request)
     call = await read_request(request, operation, runtime.policy.server, ctx)
     if is_prompt_ref(call.model):
         resolve_prompt(runtime, ctx, call, request)
+    check_model(ctx.identity, call.model)
     if runtime.limiter is not None:
         await reserve_limits(runtime, ctx, call)
     await guard_input(runtime, ctx, call)
@@ -63,6 +66,13 @@ def bind_runtime(state: GatewayState, ctx: RequestContext) -> Runtime:
     return runtime
 
 
+async def authenticate(runtime: Runtime, ctx: RequestContext, request: Request) -> None:
+    """The gateway key: from the policy, or made through the admin API."""
+    ctx.identity = await runtime.auth.authenticate(request.headers)
+    if ctx.identity is not None:
+        ctx.key_id, ctx.team = ctx.identity.key_id, ctx.identity.team
+
+
 def resolve_prompt(runtime: Runtime, ctx: RequestContext, call: ParsedRequest,
                    request: Request) -> None:  # fmt: skip
     """`model: "prompt:NAME@REF"`: the version a label, number or experiment picks,
@@ -78,9 +88,13 @@ async def reserve_limits(runtime: Runtime, ctx: RequestContext, call: ParsedRequ
     assert runtime.limiter is not None
     body = call.body
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    identity = ctx.identity
+    team = None
+    if identity is not None and identity.team and identity.team not in runtime.policy.teams:
+        team = await runtime.auth.team(identity.team)  # a team made through the admin API
     await runtime.limiter.reserve(
-        ctx, runtime.key_limits.get(ctx.key_id or ""), call.model, lambda: prompt_tokens(call),
-        max_tokens if isinstance(max_tokens, int) else None,
+        ctx, identity.limits if identity is not None else None, team, call.model,
+        lambda: prompt_tokens(call), max_tokens if isinstance(max_tokens, int) else None,
     )  # fmt: skip
 
 
@@ -88,7 +102,7 @@ async def guard_input(runtime: Runtime, ctx: RequestContext, call: ParsedRequest
     """The model's input guardrails, in order: block, redact (before the upstream sees
     the text), warn or log."""
     call.body = await guardrails.guard_input(
-        ctx, call.body, runtime.chain(call.model, "input", ctx.key_id)
+        ctx, call.body, runtime.chain(call.model, "input", key_guardrails(ctx))
     )
 
 
@@ -296,8 +310,12 @@ async def guard_output(
 ) -> Completion | ChunkStream:
     """The model's output guardrails: on a whole response now, on a stream as it flows."""
     return await guardrails.guard_output(
-        ctx, result, runtime.chain(ctx.model or "", "output", ctx.key_id)
+        ctx, result, runtime.chain(ctx.model or "", "output", key_guardrails(ctx))
     )
+
+
+def key_guardrails(ctx: RequestContext) -> ModelGuardrails | None:
+    return ctx.identity.guardrails if ctx.identity is not None else None
 
 
 def record(state: GatewayState, ctx: RequestContext, result: Completion | ChunkStream) -> Response:

@@ -16,6 +16,7 @@ from gateway import pipeline
 from gateway.cache import admin as cache_admin
 from gateway.errors import NotFound, ServiceUnavailable
 from gateway.feedback import endpoint as feedback
+from gateway.keys import admin as keys_admin
 from gateway.state import GatewayState
 
 JSON = "application/json"
@@ -49,13 +50,13 @@ async def embeddings(request: Request) -> Response:
 
 async def list_models(request: Request) -> Response:
     state: GatewayState = request.state.gateway
-    state.runtime.keys.authenticate(request.headers)
+    await state.runtime.auth.authenticate(request.headers)
     return Response(state.runtime.models_body, media_type=JSON)
 
 
 async def get_model(request: Request) -> Response:
     state: GatewayState = request.state.gateway
-    state.runtime.keys.authenticate(request.headers)
+    await state.runtime.auth.authenticate(request.headers)
     return Response(
         orjson.dumps(state.runtime.model_card(request.path_params["model_id"])), media_type=JSON
     )
@@ -64,7 +65,7 @@ async def get_model(request: Request) -> Response:
 async def gateway_routes(request: Request) -> Response:
     """Each model's targets with their EWMA latency, in flight, error ratio and breaker."""
     state: GatewayState = request.state.gateway
-    state.runtime.keys.authenticate(request.headers)
+    await state.runtime.auth.authenticate(request.headers)
     now = asyncio.get_running_loop().time()
     body = {"models": [route.snapshot(now) for route in state.runtime.routes.values()]}
     return Response(orjson.dumps(body), media_type=JSON)
@@ -73,7 +74,7 @@ async def gateway_routes(request: Request) -> Response:
 async def gateway_experiments(request: Request) -> Response:
     """Each prompt experiment's arms (version, model) and their current traffic shares."""
     state: GatewayState = request.state.gateway
-    state.runtime.keys.authenticate(request.headers)
+    await state.runtime.auth.authenticate(request.headers)
     body = {"experiments": [e.snapshot() for e in state.runtime.experiments.values()]}
     return Response(orjson.dumps(body), media_type=JSON)
 
@@ -113,4 +114,15 @@ ROUTES = [
     Route("/metrics", Endpoint(metrics), methods=["GET"]),
     Route("/admin/cache/stats", Endpoint(cache_admin.stats), methods=["GET"]),
     Route("/admin/cache/clear", Endpoint(cache_admin.clear), methods=["POST"]),
+    Route("/admin/keys", Endpoint(keys_admin.create_key), methods=["POST"]),
+    Route("/admin/keys", Endpoint(keys_admin.list_records), methods=["GET"]),
+    Route("/admin/keys/{id}", Endpoint(keys_admin.get_record), methods=["GET"]),
+    Route("/admin/keys/{id}", Endpoint(keys_admin.update_record), methods=["PATCH"]),
+    Route("/admin/keys/{id}", Endpoint(keys_admin.revoke_record), methods=["DELETE"]),
+    Route("/admin/teams", Endpoint(keys_admin.create_team), methods=["POST"]),
+    Route("/admin/teams", Endpoint(keys_admin.list_records), methods=["GET"]),
+    Route("/admin/teams/{id}", Endpoint(keys_admin.get_record), methods=["GET"]),
+    Route("/admin/teams/{id}", Endpoint(keys_admin.update_record), methods=["PATCH"]),
+    Route("/admin/teams/{id}", Endpoint(keys_admin.revoke_record), methods=["DELETE"]),
+    Route("/admin/audit", Endpoint(keys_admin.audit), methods=["GET"]),
 ]

@@ -17,11 +17,12 @@ from gateway.cache.redis_store import connect
 from gateway.cache.response_cache import Embedder
 from gateway.errors import ModelNotFound
 from gateway.guardrails import Guardrail, build_guardrail
+from gateway.keys import RecordStore, build_records
+from gateway.keys.auth import Authenticator
 from gateway.limits import LimitStore, build_store, limits_configured
-from gateway.limits.plan import KeyLimits
 from gateway.limits.stage import Limiter
 from gateway.policy.loader import LoadedPolicy
-from gateway.policy.models import ModelConfig, Policy
+from gateway.policy.models import ModelConfig, ModelGuardrails, Policy
 from gateway.prompts.stage import Experiment, build_experiments
 from gateway.providers import build_provider
 from gateway.providers.base import Provider
@@ -66,15 +67,15 @@ class Runtime:
         self.experiments: dict[str, Experiment] = build_experiments(
             self.prompts, self.policy, reuse.experiments if reuse is not None else {}
         )  # (a reused experiment keeps its allocator)
+        self.records = self._records(reuse)
+        self.auth = Authenticator(self.policy, self.records)
         self.limit_store = self._limit_store(reuse)
-        self.close_store = True
+        self.close_store = self.close_records = True
         self.limiter = (
             Limiter(self.policy, self.limit_store, ZoneInfo(self.policy.limits.timezone),
                     {name: p.system for name, p in self.providers.items()})
             if self.limit_store is not None else None
         )  # fmt: skip
-        self.key_limits = {k.id: KeyLimits(k.id, k.team, k.limits, k.budgets)
-                           for k in self.policy.auth.keys}  # fmt: skip
         self.routes = {name: self._route(name, config)
                        for name, config in self.policy.models.items()}  # fmt: skip
         self.inflight = 0
@@ -98,6 +99,22 @@ class Runtime:
             raise ModelNotFound(model_id)
         return config
 
+    def _state_path(self) -> Path:
+        policy = self.policy
+        if policy.store.path:
+            return Path(policy.store.path)
+        log_path = policy.telemetry.duckdb
+        return Path(log_path).with_name(STATE_FILE) if log_path else Path(STATE_FILE)
+
+    def _records(self, reuse: Runtime | None) -> RecordStore | None:
+        """Keys and teams made through the admin API: when the policy sets `store:`."""
+        store = self.policy.store
+        if "store" not in self.policy.model_fields_set:
+            return None
+        if reuse is not None and reuse.records is not None and reuse.policy.store == store:
+            return reuse.records
+        return build_records(store, self.redis_client, self._state_path())
+
     def _limit_store(self, reuse: Runtime | None) -> LimitStore | None:
         """The counters' store, when anything is limited (or `store:` is set): kept across
         reloads while `store:` and `limits:` are unchanged."""
@@ -107,9 +124,7 @@ class Runtime:
         if (reuse is not None and reuse.limit_store is not None and reuse.policy.store ==
                 policy.store and reuse.policy.limits == policy.limits):  # fmt: skip
             return reuse.limit_store
-        log_path = policy.telemetry.duckdb
-        default = Path(log_path).with_name(STATE_FILE) if log_path else Path(STATE_FILE)
-        return build_store(policy.store, policy.limits, self.redis_client, default)
+        return build_store(policy.store, policy.limits, self.redis_client, self._state_path())
 
     def redis_client(self, url: str, timeout_s: float) -> aioredis.Redis:
         """One client (one connection pool) per Redis URL, for every cache naming it."""
@@ -161,19 +176,21 @@ class Runtime:
             self._config_hashes[model_id] = found
         return found
 
-    def chain(self, model_id: str, stage: str, key_id: str | None = None) -> list[Guardrail]:
+    def chain(self, model_id: str, stage: str,
+              key: ModelGuardrails | None = None) -> list[Guardrail]:  # fmt: skip
         """The guardrails for a model's input or output, in the policy's order: the model's
-        own, then those of the gateway key the request came with."""
+        own, then those of the gateway key the request came with (a name the policy no
+        longer defines is skipped)."""
         config = self.policy.models.get(model_id)
         names = list(getattr(config.guardrails, stage)) if config is not None else []
-        key = self.keys_by_id.get(key_id or "")
         if key is not None:
-            names += [n for n in getattr(key.guardrails, stage) if n not in names]
-        return [self.guardrails[name] for name in names]
+            names += [n for n in getattr(key, stage) if n not in names]
+        return [self.guardrails[name] for name in names if name in self.guardrails]
 
     def retired_by(self, newer: Runtime) -> list[Provider]:
         """Providers this runtime owns that `newer` did not take over."""
         self.close_store = newer.limit_store is not self.limit_store
+        self.close_records = newer.records is not self.records
         kept = {id(p) for p in newer.providers.values()}
         return [p for p in self.providers.values() if id(p) not in kept]
 
@@ -184,6 +201,8 @@ class Runtime:
             await provider.aclose()
         if self.limit_store is not None and (providers is None or self.close_store):
             await self.limit_store.aclose()
+        if self.records is not None and (providers is None or self.close_records):
+            await self.records.aclose()
         if providers is None:
             for client in self.redis.values():
                 await client.aclose()

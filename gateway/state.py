@@ -81,7 +81,7 @@ class GatewayState:
     def finish(self, ctx: RequestContext) -> None:
         """A request's response has been delivered (or abandoned): settle its tokens and
         cost, then tell every sink."""
-        if ctx.operation is None and ctx.path in PROBES:
+        if ctx.operation is None and (ctx.path in PROBES or ctx.path.startswith("/admin/")):
             if self._otel is not None:  # no row, span or GenAI metric: a plain count
                 self._otel.probe(ctx.path, ctx.status)
             return

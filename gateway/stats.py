@@ -18,7 +18,7 @@ from gateway.telemetry.duckdb_sink import connect
 
 GROUPS = {"model": "model", "provider": "provider", "key": "key_id", "status": "status",
           "upstream_model": "upstream_model", "operation": "operation",
-          "prompt_version": "prompt_version", "end_user": "end_user"}  # fmt: skip
+          "prompt_version": "prompt_version", "end_user": "end_user", "team": "team"}  # fmt: skip
 WINDOW = re.compile(r"^(\d+)([smhd])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

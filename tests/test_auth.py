@@ -1,8 +1,9 @@
 import pytest
 
-from gateway.auth import KeyChecker, hash_key
+from gateway.auth import hash_key
 from gateway.errors import AuthenticationFailed
-from gateway.policy.models import ApiKey, AuthConfig
+from gateway.keys.auth import Authenticator
+from gateway.policy.models import ApiKey, AuthConfig, Policy
 
 CONFIG = AuthConfig(
     keys=(
@@ -12,8 +13,12 @@ CONFIG = AuthConfig(
 )
 
 
-def test_no_keys_accepts_anything() -> None:
-    assert KeyChecker(AuthConfig()).authenticate({}) is None
+def authenticator(config: AuthConfig) -> Authenticator:
+    return Authenticator(Policy(version=1, auth=config), None)
+
+
+async def test_no_keys_accepts_anything() -> None:
+    assert await authenticator(AuthConfig()).authenticate({}) is None
 
 
 @pytest.mark.parametrize(
@@ -25,15 +30,16 @@ def test_no_keys_accepts_anything() -> None:
         ({"x-api-key": "sk-a"}, "team-a"),
     ],
 )
-def test_valid_keys_map_to_their_id(headers: dict[str, str], key_id: str) -> None:
-    assert KeyChecker(CONFIG).authenticate(headers) == key_id
+async def test_valid_keys_map_to_their_id(headers: dict[str, str], key_id: str) -> None:
+    identity = await authenticator(CONFIG).authenticate(headers)
+    assert identity is not None and identity.key_id == key_id
 
 
 @pytest.mark.parametrize(
     "headers", [{}, {"authorization": "Bearer sk-c"}, {"authorization": "Basic sk-a"}]
 )
-def test_missing_or_wrong_key_is_401(headers: dict[str, str]) -> None:
+async def test_missing_or_wrong_key_is_401(headers: dict[str, str]) -> None:
     with pytest.raises(AuthenticationFailed) as info:
-        KeyChecker(CONFIG).authenticate(headers)
+        await authenticator(CONFIG).authenticate(headers)
     assert info.value.status == 401
     assert "sk-" not in info.value.message

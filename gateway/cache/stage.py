@@ -74,8 +74,8 @@ def plan(runtime: Runtime, ctx: RequestContext, call: ParsedRequest,
     if not eligible or (wanted.no_cache and wanted.no_store):
         ctx.cache_status = "bypass"
         return None
-    key = runtime.keys_by_id.get(ctx.key_id or "")
-    namespace = namespace_id((key.cache_namespace or key.id) if key is not None else "")
+    key = ctx.identity
+    namespace = namespace_id((key.cache_namespace or key.key_id) if key is not None else "")
     config_hash = runtime.model_config_hash(call.model)
     lookup = Lookup(namespace, exact_key(namespace, call.operation, call.model, config_hash,
                                          call.body), wanted.max_age_s)  # fmt: skip

@@ -24,7 +24,8 @@ async def post_feedback(request: Request) -> Response:
     state: GatewayState = request.state.gateway
     ctx: RequestContext = request.state.ctx
     runtime = state.runtime
-    ctx.key_id = runtime.keys.authenticate(request.headers)
+    identity = await runtime.auth.authenticate(request.headers)
+    ctx.key_id = identity.key_id if identity is not None else None
     config = runtime.policy.feedback
     if not config.metrics:
         raise NotFound("Feedback is off: the policy declares no feedback metrics.",

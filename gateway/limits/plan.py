@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.limits import Check
 from gateway.limits.periods import period
-from gateway.policy.limits import Budget, Limits, ModelLimits
+from gateway.policy.limits import Budget, Limits, ModelLimits, ScopeLimits
 from gateway.policy.models import Policy
 
 PREFIX = "gw:lim:"
@@ -35,13 +35,15 @@ class KeyLimits:
     budgets: tuple[Budget, ...]
 
 
-def scopes(policy: Policy, key: KeyLimits | None, user: str | None) -> list[Scope]:
+def scopes(policy: Policy, key: KeyLimits | None, user: str | None,
+           api_team: ScopeLimits | None = None) -> list[Scope]:  # fmt: skip
     found = []
     if key is not None:
         defaults = policy.keys_defaults
         found.append(Scope(f"key:{key.id}", key.limits.merged_over(defaults.limits),
                            key.budgets or defaults.budgets))  # fmt: skip
-        team = policy.teams.get(key.team) if key.team else None
+        team: ScopeLimits | None = policy.teams.get(key.team) if key.team else None
+        team = team if team is not None else api_team
         if team is not None:
             found.append(Scope(f"team:{key.team}", team.limits, team.budgets))
     end_users = policy.end_users

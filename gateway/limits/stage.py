@@ -15,6 +15,7 @@ from gateway.context import RequestContext
 from gateway.errors import QuotaExceeded, RateLimitExceeded, ServiceUnavailable
 from gateway.limits import Check, Decision, LimitStore, StoreUnavailable
 from gateway.limits.plan import KeyLimits, checks, scopes
+from gateway.policy.limits import ScopeLimits
 from gateway.policy.models import ModelConfig, Policy
 from gateway.telemetry.cost import IN_PROCESS, TokenUse, library_price, policy_cost
 
@@ -38,11 +39,12 @@ class Limiter:
     systems: dict[str, str]  # provider name -> gen_ai.provider.name (for list prices)
     degraded: int = 0  # requests let through while the store was down (on_error: open)
 
-    async def reserve(self, ctx: RequestContext, key: KeyLimits | None, model: str,
-                      count_prompt: Callable[[], int], max_tokens: int | None) -> None:  # fmt: skip
+    async def reserve(self, ctx: RequestContext, key: KeyLimits | None,
+                      team: ScopeLimits | None, model: str, count_prompt: Callable[[], int],
+                      max_tokens: int | None) -> None:  # fmt: skip
         """Reserve what the request may use in every scope it falls under; a refusal is
         a 429 (the request is then not counted)."""
-        found = scopes(self.policy, key, ctx.end_user)
+        found = scopes(self.policy, key, ctx.end_user, team)
         if not found:
             return
         prompt_tokens = count_prompt()

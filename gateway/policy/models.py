@@ -267,6 +267,11 @@ class ApiKey(Strict):
 
 class AuthConfig(Strict):
     keys: tuple[ApiKey, ...] = ()
+    # keys made through the admin API alone (no policy key): require a key all the same
+    require_keys: bool = False
+    # the admin API (/admin/keys, /admin/teams, /admin/usage, /admin/audit): these keys'
+    # sha256 (or GATEWAY_ADMIN_KEY in the environment); never a gateway key
+    admin_keys: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = ()
     allow_unauthenticated_remote: bool = False
     # /metrics: this key only (sha256 hex); unset (or empty), loopback clients only
     metrics_key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")

@@ -38,7 +38,7 @@ def request_row(ctx: RequestContext) -> Row:
         ctx.cache_age_s,
         str(ctx.saved_usd) if ctx.saved_usd is not None else None, ctx.strategy,
         f"{ctx.provider}/{ctx.upstream_model}" if ctx.provider else None,
-        ctx.experiment, ctx.arm,
+        ctx.experiment, ctx.arm, ctx.team,
     )  # fmt: skip
 
 

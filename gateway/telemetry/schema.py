@@ -55,6 +55,7 @@ REQUEST_COLUMNS: tuple[tuple[str, str], ...] = (
     # v7
     ("experiment", "VARCHAR"),  # the prompt experiment that picked prompt_version
     ("arm", "VARCHAR"),  # its arm (a version or a label, as the policy names it)
+    ("team", "VARCHAR"),  # the gateway key's team
 )
 V1_COLUMNS = 27
 V2_COLUMNS = 38
