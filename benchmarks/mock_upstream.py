@@ -111,6 +111,7 @@ class MockUpstream:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self.azure_chat)
         app.router.add_post("/guardrail", self.guardrail)
+        app.router.add_post("/hook", self.hook)
         return app
 
     # ---------------------------------------------------------------- handlers
@@ -155,6 +156,11 @@ class MockUpstream:
             body=orjson.dumps(doc), status=behavior.status, content_type="application/json",
             headers=behavior.headers,
         )  # fmt: skip
+
+    async def hook(self, request: web.Request) -> web.StreamResponse:
+        """Any webhook (budget alerts...): recorded, answered 204."""
+        await self._begin(request, model="")
+        return web.Response(status=204)
 
     async def guardrail(self, request: web.Request) -> web.StreamResponse:
         """A guardrail webhook: flags the word "forbidden"; "explode" fails, "stall" hangs."""

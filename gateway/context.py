@@ -118,6 +118,8 @@ class RequestContext:
     arm: str | None = None
     limits: Reservation | None = None  # what the limits stage reserved (settled at the end)
     limits_degraded: bool = False  # the limit store was down and on_error let it through
+    limit_refused: tuple[str, str] | None = None  # (scope kind, limit) of a 429
+    budget_alerts: list[tuple[str, str, float]] = field(default_factory=list)  # crossed
     captured_input: str | None = None  # only when the policy opts in to content capture
     captured_output: str | None = None
 

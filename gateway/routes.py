@@ -17,6 +17,7 @@ from gateway.cache import admin as cache_admin
 from gateway.errors import NotFound, ServiceUnavailable
 from gateway.feedback import endpoint as feedback
 from gateway.keys import admin as keys_admin
+from gateway.limits import usage as limits_usage
 from gateway.state import GatewayState
 
 JSON = "application/json"
@@ -87,7 +88,14 @@ async def readyz(request: Request) -> Response:
     state: GatewayState = request.state.gateway
     if not state.ready:
         raise ServiceUnavailable("The gateway is starting or shutting down.")
-    body = {"status": "ready", "policy": state.runtime.loaded.source}
+    body: dict[str, object] = {"status": "ready", "policy": state.runtime.loaded.source}
+    limiter = state.runtime.limiter
+    if limiter is not None:  # degraded: the store is down (closed refuses, open lets through)
+        down = limiter.unavailable_since
+        body["limits"] = {"store": state.runtime.policy.store.type,
+                          "enforcing": "degraded" if down is not None else "ok",
+                          "on_error": state.runtime.policy.store.on_error,
+                          **({"unavailable_since": down} if down is not None else {})}  # fmt: skip
     return Response(orjson.dumps(body), media_type=JSON)
 
 
@@ -125,4 +133,5 @@ ROUTES = [
     Route("/admin/teams/{id}", Endpoint(keys_admin.update_record), methods=["PATCH"]),
     Route("/admin/teams/{id}", Endpoint(keys_admin.revoke_record), methods=["DELETE"]),
     Route("/admin/audit", Endpoint(keys_admin.audit), methods=["GET"]),
+    Route("/admin/usage", Endpoint(limits_usage.usage), methods=["GET"]),
 ]

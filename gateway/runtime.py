@@ -76,6 +76,8 @@ class Runtime:
                     {name: p.system for name, p in self.providers.items()})
             if self.limit_store is not None else None
         )  # fmt: skip
+        if self.limiter is not None and reuse is not None and reuse.limiter is not None:
+            self.limiter.alerted = reuse.limiter.alerted  # alerts stay sent across reloads
         self.routes = {name: self._route(name, config)
                        for name, config in self.policy.models.items()}  # fmt: skip
         self.inflight = 0

@@ -14,6 +14,7 @@ from gateway.cache import stage as cache
 from gateway.context import RequestContext
 from gateway.feedback.recent import RecentRequests
 from gateway.limits import StoreUnavailable
+from gateway.limits.alerts import post_alerts
 from gateway.limits.stage import Reservation, actual_usage
 from gateway.runtime import Runtime
 from gateway.tasks import TaskOwner
@@ -100,6 +101,9 @@ class GatewayState:
         if ctx.limits is not None:  # the real usage replaces the reservation
             tokens, usd = actual_usage(ctx, policy.limits.cached_input_weight)
             self.tasks.spawn(settle_limits(ctx.limits, tokens, usd), "limits-settle")
+        if ctx.budget_alerts and policy.limits.alert_webhook:
+            self.tasks.spawn(post_alerts(policy.limits.alert_webhook, ctx.budget_alerts),
+                             "budget-alert")  # fmt: skip
         for sink in self.sinks:
             sink.record(ctx)
 

@@ -6,7 +6,17 @@ import argparse
 from collections.abc import Sequence
 
 from gateway import __version__, stats
-from gateway.cli import cache, check, experiments, guardrails, models, prompts, routes, serve
+from gateway.cli import (
+    cache,
+    check,
+    experiments,
+    guardrails,
+    keys,
+    models,
+    prompts,
+    routes,
+    serve,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     routes.add_commands(commands)
     prompts.add_commands(commands)
     experiments.add_commands(commands)
+    keys.add_commands(commands)
     return parser
 
 
@@ -46,4 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return prompts.run(args)
     if args.command == "experiments":
         return experiments.run(args)
+    if args.command == "keys":
+        return keys.run(args)
     return serve.run(args)

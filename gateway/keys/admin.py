@@ -63,6 +63,14 @@ def admin_hashes(runtime: Runtime) -> set[str]:
 
 def authorize(request: Request) -> tuple[Runtime, RecordStore, str]:
     """The runtime, its record store and the actor (the admin key's fingerprint)."""
+    runtime, actor = authorize_admin(request)
+    if runtime.records is None:
+        raise Forbidden("Keys and teams made through the API need a `store:` in the policy.")
+    return runtime, runtime.records, actor
+
+
+def authorize_admin(request: Request) -> tuple[Runtime, str]:
+    """An admin key (never a gateway key): the runtime and the actor."""
     state: GatewayState = request.state.gateway
     runtime = state.runtime
     allowed = admin_hashes(runtime)
@@ -74,9 +82,7 @@ def authorize(request: Request) -> tuple[Runtime, RecordStore, str]:
         if digest and digest in runtime.auth.by_hash:
             raise Forbidden("A gateway key cannot use the admin API: use an admin key.")
         raise AuthenticationFailed("The admin API takes an admin key.")
-    if runtime.records is None:
-        raise Forbidden("Keys and teams made through the API need a `store:` in the policy.")
-    return runtime, runtime.records, "admin:" + digest[:12]
+    return runtime, "admin:" + digest[:12]
 
 
 def answer(doc: Any, status: int = 200) -> Response:

@@ -63,6 +63,10 @@ class LimitStore(Protocol):
         a second settle (or one after the sweep) changes nothing."""
         ...
 
+    async def read(self, checks: list[Check]) -> Decision:
+        """Each counter's value now (nothing reserved): for `/admin/usage`."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -79,6 +79,20 @@ redis.call('ZADD', pending, now + res_ttl, rid)
 return out
 """ % {"sweep": SWEEP}  # noqa: UP031 (Lua's own % patterns)
 
+READ = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {tostring(now)}
+for i = 1, #KEYS do
+  local kind, window, key = ARGV[2 * i - 1], ARGV[2 * i], KEYS[i]
+  if window == 'minute' then key = key .. ':' .. math.floor(now / 60000)
+  elseif window ~= '' then key = key .. ':' .. window end
+  if kind == 'lease' then out[#out + 1] = tostring(redis.call('ZCOUNT', key, now, '+inf'))
+  else out[#out + 1] = redis.call('GET', key) or '0' end
+end
+return out
+"""
+
 SETTLE = """
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return 0 end
@@ -104,6 +118,7 @@ class RedisLimits:
         self.lease_ms, self.ttl_ms = int(lease_s * 1000), int(reservation_ttl_s * 1000)
         self._reserve = client.register_script(RESERVE)
         self._settle = client.register_script(SETTLE)
+        self._read = client.register_script(READ)
 
     async def reserve(self, request_id: str, checks: list[Check]) -> Decision:
         keys = [c.key for c in checks] + [RESERVATIONS + request_id, PENDING]
@@ -131,6 +146,15 @@ class RedisLimits:
                                    args=[request_id, tokens, usd])  # fmt: skip
         except (RedisError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"redis: {exc or type(exc).__name__}") from None
+
+    async def read(self, checks: list[Check]) -> Decision:
+        args = [a for c in checks for a in (c.kind, c.window)]
+        try:
+            async with asyncio.timeout(self.timeout_s * 10):
+                out = await self._read(keys=[c.key for c in checks], args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"redis: {exc or type(exc).__name__}") from None
+        return Decision(True, float(out[0]) / 1000, None, [float(v) for v in out[1:]])
 
     async def aclose(self) -> None:
         """The client is the runtime's (shared with other stages): it closes it."""

@@ -148,6 +148,14 @@ class SqliteLimits:
             con.execute("ROLLBACK")
             raise
 
+    async def read(self, checks: list[Check]) -> Decision:
+        now = time.time()
+        try:
+            values = [self._current(c, window_key(c, now), now) for c in checks]
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
+        return Decision(True, now, None, values)
+
     async def aclose(self) -> None:
         self.con.close()
 

@@ -6,6 +6,7 @@ outcome: answered, failed, or abandoned by the client)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -38,6 +39,8 @@ class Limiter:
     zone: ZoneInfo
     systems: dict[str, str]  # provider name -> gen_ai.provider.name (for list prices)
     degraded: int = 0  # requests let through while the store was down (on_error: open)
+    unavailable_since: float | None = None  # the store's outage, for /readyz
+    alerted: set[tuple[str, str, float]] = field(default_factory=set)  # (counter, window, share)
 
     async def reserve(self, ctx: RequestContext, key: KeyLimits | None,
                       team: ScopeLimits | None, model: str, count_prompt: Callable[[], int],
@@ -59,13 +62,38 @@ class Limiter:
         except StoreUnavailable as exc:
             self.unavailable(ctx, exc)
             return
+        if self.unavailable_since is not None:
+            log.info("limit store available again after %.1f s",
+                     time.time() - self.unavailable_since)  # fmt: skip
+            self.unavailable_since = None
         reservation = Reservation(self.store, ctx.request_id, rate_headers(planned, decision))
         if not decision.allowed:
+            assert decision.failed is not None
+            ctx.limit_refused = (decision.failed.scope.split(":", 1)[0], decision.failed.name)
             raise refusal(decision, reservation.headers)
         ctx.limits = reservation
+        self.alerts(ctx, planned, decision)
+
+    def alerts(self, ctx: RequestContext, planned: list[Check], decision: Decision) -> None:
+        """Budgets this request took past an alert share (`limits.alert_at`): once per
+        budget period and share in this process (log line, metric, webhook)."""
+        for check, value in zip(planned, decision.values, strict=True):
+            if check.kind != "usd":
+                continue
+            for share in self.policy.limits.alert_at:
+                mark = (check.key, check.window, share)
+                if value >= share * check.limit and mark not in self.alerted:
+                    self.alerted.add(mark)
+                    ctx.budget_alerts.append((check.scope, check.name, share))
+                    log.warning("budget alert: %s %s at %.0f%% ($%.4f of $%g)", check.scope,
+                                check.name, 100 * value / check.limit, value, check.limit,
+                                extra={"fields": {"scope": check.scope, "budget": check.name,
+                                                  "share": share, "spent_usd": value}})  # fmt: skip
 
     def unavailable(self, ctx: RequestContext, exc: StoreUnavailable) -> None:
         """`on_error: closed`: 503; `open`: through, counted (the limits are not enforced)."""
+        if self.unavailable_since is None:
+            self.unavailable_since = time.time()
         if self.policy.store.on_error == "closed":
             log.warning("limit store unavailable: refusing (on_error: closed): %s", exc)
             raise ServiceUnavailable("Rate limits cannot be checked right now (the limit store "

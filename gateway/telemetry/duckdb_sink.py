@@ -76,6 +76,18 @@ class DuckDBSink:
         """A feedback row (FEEDBACK_COLUMNS), written with the next flush."""
         self._queue.put((None, [], [], [row]))
 
+    def query(self, sql: str, params: list[Any], wait_s: float) -> list[tuple[Any, ...]]:
+        """Read the request log from this process (a blocking call: run it in a thread);
+        [] while it does not exist yet."""
+        if not self.path.exists():
+            return []
+        con = connect(self.path, wait_s=wait_s)
+        try:
+            migrate(con)
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+
     def owners(self, ident: str, wait_s: float) -> tuple[tuple[str, str | None], ...]:
         """(request id, key id) of logged requests with this request id or response id,
         oldest first (a blocking call: run it in a thread)."""

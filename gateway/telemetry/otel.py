@@ -49,7 +49,7 @@ from gateway.telemetry.otlp import (
     gateway_resource,
     otlp_configured,
 )
-from gateway.telemetry.stage_metrics import RoutingMetrics, cache_metrics
+from gateway.telemetry.stage_metrics import RoutingMetrics, cache_metrics, limit_metrics
 from gateway.validation import listed
 
 log = logging.getLogger("gateway.telemetry")
@@ -210,6 +210,7 @@ class OTelSink:
         if ctx.operation is None:
             return  # not an API call: no GenAI metrics
         self._routing.record(ctx)
+        limit_metrics(ctx, self._metric)
         if ctx.cache_status:
             cache_metrics(ctx, self._metric)
         genai = {k: v for k, v in common.items() if k in METRIC_LABELS}

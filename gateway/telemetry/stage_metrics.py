@@ -27,6 +27,17 @@ def cache_metrics(ctx: RequestContext, metric: Metric) -> None:
         metric("gateway.cache.saved", float(ctx.saved_usd), saved)
 
 
+def limit_metrics(ctx: RequestContext, metric: Metric) -> None:
+    if ctx.limit_refused is not None:
+        scope, limit = ctx.limit_refused
+        metric("gateway.limits.refused", 1, {"gateway.limit.scope": scope, "gateway.limit": limit})
+    if ctx.limits_degraded:
+        metric("gateway.limits.degraded", 1, {})
+    for scope, limit, share in ctx.budget_alerts:
+        metric("gateway.limits.budget_alerts", 1, {"gateway.limit.scope": scope,
+               "gateway.limit": limit, "gateway.alert.share": str(share)})  # fmt: skip
+
+
 class RoutingMetrics:
     """Attempts are counted per request and written once a batch (`flush`): one metric
     write a request cost ~8% of the throughput at 20 concurrent (A/B); the breaker gauge is

@@ -165,3 +165,54 @@ def test_api_team_limits_apply_to_its_keys(gw: GatewayServer) -> None:
         200,
         429,
     ]
+
+
+def test_the_keys_cli_against_a_running_gateway(gw: GatewayServer) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GATEWAY_ADMIN_KEY": ADMIN, "GATEWAY_URL": gw.base_url}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gateway", "keys", *args], env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    made = cli("create", "--id", "cli-key", "--team", "search", "--models", "chat,gpt-*",
+               "--rpm", "30", "--budget", "25/month", "--metadata", "owner=ana")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    created = json.loads(made.stdout)
+    assert created["key"].startswith("sk-gw-") and created["limits"]["rpm"] == 30
+    assert created["budgets"] == [{"usd": "25", "period": "month", "model": None}]
+    assert chat(gw, created["key"]).status_code == 200
+    assert "cli-key\tapi\tsearch\tactive" in cli("list").stdout
+    assert json.loads(cli("show", "cli-key").stdout)["metadata"] == {"owner": "ana"}
+    assert cli("revoke", "cli-key").returncode == 0
+    assert "cli-key\tapi\tsearch\trevoked" in cli("list").stdout
+    missing = cli("show", "nope")
+    assert missing.returncode == 1 and "404" in missing.stderr
+    env.pop("GATEWAY_ADMIN_KEY")
+    assert cli("list").returncode == 2
+
+
+def test_usage_shows_spend_against_budget(gw: GatewayServer) -> None:
+    made = admin(gw, "POST", "/admin/keys", id="spender", team="search", limits={"rpm": 10},
+                 budgets=[{"usd": 5, "period": "day"}]).json()  # fmt: skip
+    for _ in range(3):
+        assert chat(gw, made["key"]).status_code == 200
+    time.sleep(0.5)  # settled, and the log flushed
+    usage = admin(gw, "GET", "/admin/usage?key=spender&since=1h").json()
+    key_scope, team_scope = usage["scopes"]
+    assert key_scope["scope"] == "key:spender" and team_scope["scope"] == "team:search"
+    rpm = next(x for x in key_scope["limits"] if x["name"] == "rpm")
+    assert rpm["limit"] == 10 and 1 <= rpm["used"] <= 3  # (a minute may have turned)
+    (budget,) = key_scope["budgets"]
+    assert budget["period"] == "day" and budget["usd"] == 5 and budget["resets_in_s"] > 0
+    assert budget["spent_usd"] == pytest.approx(0, abs=1e-9)  # the mock model has no price
+    assert usage["since"]["requests"] == 3 and usage["since"]["input_tokens"] == 27
+    team = admin(gw, "GET", "/admin/usage?team=search").json()
+    assert team["scopes"][0]["limits"][0]["limit"] == 100
+    assert admin(gw, "GET", "/admin/usage?key=nope").status_code == 404
+    assert admin(gw, "GET", "/admin/usage").status_code == 400
+    assert admin(gw, "GET", "/admin/usage?key=spender", key=POLICY_KEY).status_code == 403

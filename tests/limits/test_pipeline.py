@@ -176,3 +176,25 @@ def test_a_failed_request_releases_its_reservation(mock: MockUpstream, tmp_path:
             time.sleep(0.1)
         mock.behaviors.clear()
         assert ask(gw).status_code == 200
+
+
+def test_budget_alerts_log_count_and_call_the_webhook(mock: MockUpstream, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """$1 a token, a $40 day: the first request (9 + 8 reserved) reaches 42%, the second
+    (settled 17 + 17 reserved) 85%: the 0.8 alert fires once."""
+    import logging
+
+    extra = (f"teams:\n  search: {{budgets: [{{usd: 40, period: day}}]}}\n"
+             f"limits: {{reserve_output_tokens: 8, alert_at: [0.8], "
+             f"alert_webhook: '{mock.base_url}/hook'}}\n")  # fmt: skip
+    with caplog.at_level(logging.WARNING, "gateway.limits"), gateway(mock, tmp_path, extra) as gw:
+        for _ in range(3):
+            ask(gw, max_tokens=8)
+            time.sleep(0.2)
+        ready = httpx.get(gw.base_url + "/readyz").json()
+        time.sleep(0.3)
+    alerts = [r for r in caplog.records if r.getMessage().startswith("budget alert")]
+    assert len(alerts) == 1 and "team:search budget:day" in alerts[0].getMessage()
+    assert ready["limits"] == {"store": "embedded", "enforcing": "ok", "on_error": "closed"}
+    posted = [r.body for r in mock.requests if r.path == "/hook"]
+    assert posted == [{"scope": "team:search", "budget": "budget:day", "share": 0.8}]

@@ -145,12 +145,18 @@ def test_redis_down_closed_is_503_open_passes_and_both_recover(
                 if while_down == 503:
                     assert r.json()["error"]["code"] == "limits_unavailable"
                     assert r.headers["retry-after"] == "1"
+                ready = httpx.get(base + "/readyz").json()["limits"]
+                assert ready["enforcing"] == "degraded" and ready["on_error"] == on_error
             finally:
                 redis_server.start()
             deadline = time.monotonic() + 10
             while ask(base) != 200:
                 assert time.monotonic() < deadline, "no recovery once Redis was back"
                 time.sleep(0.2)
+            assert httpx.get(base + "/readyz").json()["limits"]["enforcing"] == "ok"
+            if on_error == "open":
+                scrape = httpx.get(base + "/metrics").text
+                assert "gateway_limits_degraded_total 1.0" in scrape
 
 
 def test_the_embedded_store_under_two_workers(tmp_path: Path, mock: MockUpstream) -> None:
