@@ -39,10 +39,10 @@ def varied(body: bytes, unique_share: float) -> Callable[[], bytes]:
 
 async def worker(
     session: aiohttp.ClientSession, url: str, body: Callable[[], bytes], until: float,
-    latencies: list[float],
+    latencies: list[float], extra: dict[str, str] | None = None,
 ) -> int:  # fmt: skip
     errors = 0
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **(extra or {})}
     while time.perf_counter() < until:
         started = time.perf_counter()
         async with session.post(url, data=body(), headers=headers) as response:
@@ -54,14 +54,15 @@ async def worker(
 
 
 async def run(url: str, raw: bytes, concurrency: int, duration: float,
-              unique_share: float = 0.0) -> dict[str, float]:  # fmt: skip
+              unique_share: float = 0.0,
+              headers: dict[str, str] | None = None) -> dict[str, float]:  # fmt: skip
     body = varied(raw, unique_share)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         warm: list[float] = []
         await asyncio.gather(
             *(
-                worker(session, url, body, time.perf_counter() + 0.5, warm)
+                worker(session, url, body, time.perf_counter() + 0.5, warm, headers)
                 for _ in range(concurrency)
             )
         )
@@ -69,7 +70,7 @@ async def run(url: str, raw: bytes, concurrency: int, duration: float,
         started = time.perf_counter()
         until = started + duration
         errors = await asyncio.gather(
-            *(worker(session, url, body, until, latencies) for _ in range(concurrency))
+            *(worker(session, url, body, until, latencies, headers) for _ in range(concurrency))
         )
         elapsed = time.perf_counter() - started
     latencies.sort()
@@ -91,9 +92,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--unique-share", type=float, default=0.0,
                         help="share of requests whose last message is made unique")  # fmt: skip
+    parser.add_argument("--header", action="append", default=[], metavar="NAME: VALUE")
     args = parser.parse_args()
+    headers = dict(h.split(": ", 1) for h in args.header)
     result = asyncio.run(run(args.url, args.body.encode(), args.concurrency, args.duration,
-                             args.unique_share))  # fmt: skip
+                             args.unique_share, headers))  # fmt: skip
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 
 

@@ -61,6 +61,8 @@ def add_commands(commands: Any) -> None:
     stats.add_argument("--db", required=True, type=Path, help="the request log (telemetry.duckdb)")
     stats.add_argument("--since", type=window_seconds, default="24h", help="window, e.g. 1h, 7d")
     stats.add_argument("--by", choices=sorted(GROUPS), default="model")
+    stats.add_argument("--policy", help="with --by key|team: add the policy's budgets beside "
+                       "the spend (API keys' live usage: GET /admin/usage)")  # fmt: skip
     logs = commands.add_parser("logs", help="recent requests")
     logs.add_argument("--db", required=True, type=Path)
     logs.add_argument("--since", type=window_seconds, default="24h")
@@ -82,10 +84,26 @@ def run(args: argparse.Namespace) -> int:
             params = [args.since, args.model, args.model, args.status, args.status, args.limit]
             cursor = con.execute(LOGS_SQL, params)
         header = [d[0] for d in cursor.description or []]
-        print(table(header, cursor.fetchall()))
+        rows = cursor.fetchall()
+        if args.command == "stats" and args.policy and args.by in ("key", "team"):
+            budgets = policy_budgets(args.policy, args.by)
+            header, rows = [*header, "budgets"], [(*r, budgets.get(str(r[0]), "")) for r in rows]
+        print(table(header, rows))
     finally:
         con.close()
     return 0
+
+
+def policy_budgets(path: str, by: str) -> dict[str, str]:
+    """Each key's (or team's) budgets as `$500/month`, from the policy."""
+    from gateway.policy.loader import load_policy
+
+    policy = load_policy(path).policy
+    owners: dict[str, Any] = ({k.id: k.budgets or policy.keys_defaults.budgets
+                               for k in policy.auth.keys} if by == "key" else
+                              {name: t.budgets for name, t in policy.teams.items()})  # fmt: skip
+    return {owner: ", ".join(f"${b.usd}/{b.period}" + (f" ({b.model})" if b.model else "")
+                             for b in budgets) for owner, budgets in owners.items()}  # fmt: skip
 
 
 def cell(value: Any) -> str:

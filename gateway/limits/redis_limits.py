@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -17,13 +18,15 @@ from gateway.limits import Check, Decision, StoreUnavailable
 RESERVATIONS = "gw:lim:res:"
 PENDING = "gw:lim:pending"
 SWEEP = 20  # expired reservations swept a step, at most
+SETTLE_BATCH_S = 0.002
 
 RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local rid, lease_ms, res_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local n, prefix = tonumber(ARGV[4]), ARGV[5]
-local res_key, pending = KEYS[n + 1], KEYS[n + 2]
+local rid, prefix = ARGV[1], ARGV[4]
+local lease_ms, res_ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local checks = cjson.decode(ARGV[5])  -- [[key, kind, limit, amount, window, ttl_ms], ...]
+local n, res_key, pending = #checks, KEYS[1], KEYS[2]
 for _, old in ipairs(redis.call('ZRANGEBYSCORE', pending, '-inf', now, 'LIMIT', 0, %(sweep)d)) do
   local fields = redis.call('HGETALL', prefix .. old)
   for j = 1, #fields, 2 do
@@ -36,10 +39,9 @@ end
 if redis.call('EXISTS', res_key) == 1 then return {2, tostring(now)} end
 local keys, values = {}, {}
 for i = 1, n do
-  local a = 5 + (i - 1) * 5
-  local kind, limit = ARGV[a + 1], tonumber(ARGV[a + 2])
-  local amount, window = tonumber(ARGV[a + 3]), ARGV[a + 4]
-  local key = KEYS[i]
+  local c = checks[i]
+  local kind, limit, amount, window = c[2], c[3], c[4], c[5]
+  local key = c[1]
   if window == 'minute' then key = key .. ':' .. math.floor(now / 60000)
   elseif window ~= '' then key = key .. ':' .. window end
   keys[i] = key
@@ -56,24 +58,27 @@ for i = 1, n do
   end
   values[i] = current
 end
-local out = {1, tostring(now), 0}
+local out, fields = {1, tostring(now), 0}, {}
 for i = 1, n do
-  local a = 5 + (i - 1) * 5
-  local kind, amount, ttl = ARGV[a + 1], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
+  local kind, amount, ttl = checks[i][2], checks[i][4], checks[i][6]
   local key = keys[i]
   if kind == 'lease' then
     redis.call('ZADD', key, now + lease_ms, rid)
     redis.call('PEXPIRE', key, lease_ms + 60000)
-    redis.call('HSET', res_key, 'lease:' .. key, 1)
+    fields[#fields + 1] = 'lease:' .. key
+    fields[#fields + 1] = 1
     out[#out + 1] = tostring(values[i] + 1)
   else
     local after = redis.call('INCRBYFLOAT', key, amount)
-    if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ttl) end
-    if kind ~= 'count' then redis.call('HSET', res_key, kind .. ':' .. key, amount) end
+    if values[i] == 0 then redis.call('PEXPIRE', key, ttl) end  -- a new window
+    if kind ~= 'count' then
+      fields[#fields + 1] = kind .. ':' .. key
+      fields[#fields + 1] = amount
+    end
     out[#out + 1] = after
   end
 end
-redis.call('HSET', res_key, 'at', now)
+redis.call('HSET', res_key, 'at', now, unpack(fields))
 redis.call('PEXPIRE', res_key, res_ttl + 60000)
 redis.call('ZADD', pending, now + res_ttl, rid)
 return out
@@ -119,13 +124,14 @@ class RedisLimits:
         self._reserve = client.register_script(RESERVE)
         self._settle = client.register_script(SETTLE)
         self._read = client.register_script(READ)
+        self._settling: list[tuple[str, float, float]] = []  # the next batch
 
     async def reserve(self, request_id: str, checks: list[Check]) -> Decision:
-        keys = [c.key for c in checks] + [RESERVATIONS + request_id, PENDING]
-        args: list[str | int | float] = [request_id, self.lease_ms, self.ttl_ms, len(checks),
-                                         RESERVATIONS]  # fmt: skip
-        for c in checks:
-            args += [c.kind, c.limit, c.amount, c.window, int(c.ttl_s * 1000)]
+        keys = [RESERVATIONS + request_id, PENDING]
+        packed = orjson.dumps(
+            [[c.key, c.kind, c.limit, c.amount, c.window, int(c.ttl_s * 1000)] for c in checks]
+        )  # one argument: ~50 us less than 30 (redis-py)
+        args = [request_id, self.lease_ms, self.ttl_ms, RESERVATIONS, packed]
         try:
             async with asyncio.timeout(self.timeout_s):
                 out = await self._reserve(keys=keys, args=args)
@@ -140,10 +146,23 @@ class RedisLimits:
         return Decision(True, now_s, None, [float(v) for v in out[3:]])
 
     async def settle(self, request_id: str, tokens: float, usd: float) -> None:
+        """Settlements within SETTLE_BATCH_S of each other go in one pipeline (one round
+        trip), sent by the first of them: they come after the response, and a round trip
+        a request is most of what limits cost (redis-py: ~160 us of CPU each here)."""
+        self._settling.append((request_id, tokens, usd))
+        if len(self._settling) > 1:
+            return  # the batch's first settlement sends it
+        await asyncio.sleep(SETTLE_BATCH_S)
+        batch, self._settling = self._settling, []
         try:
-            async with asyncio.timeout(self.timeout_s * 10):
-                await self._settle(keys=[RESERVATIONS + request_id, PENDING],
-                                   args=[request_id, tokens, usd])  # fmt: skip
+            async with (
+                asyncio.timeout(self.timeout_s * 10),
+                self.client.pipeline(transaction=False) as pipe,
+            ):
+                for rid, used, spent in batch:
+                    await self._settle(keys=[RESERVATIONS + rid, PENDING], args=[rid, used, spent],
+                                       client=pipe)  # fmt: skip
+                await pipe.execute()
         except (RedisError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"redis: {exc or type(exc).__name__}") from None
 

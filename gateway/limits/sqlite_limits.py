@@ -20,6 +20,7 @@ SCHEMA = (
     "expires REAL NOT NULL, PRIMARY KEY (key, member))",
     "CREATE TABLE IF NOT EXISTS reservations (request_id TEXT PRIMARY KEY, data TEXT NOT NULL, "
     "expires REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS reservations_expires ON reservations (expires)",
 )
 CLEAN_EVERY = 1000  # steps between deletions of expired counters and reservations
 
@@ -61,34 +62,15 @@ class SqliteLimits:
                            (request_id,)).fetchone():  # fmt: skip
                 con.execute("COMMIT")
                 return Decision(True, now)
-            keys, values = [], []
-            for check in checks:
-                key = window_key(check, now)
-                current = self._current(check, key, now)
+            keys = [window_key(c, now) for c in checks]
+            values = self._values(checks, keys, now)
+            for check, current in zip(checks, values, strict=True):
                 if (check.kind in ("count", "lease") and current + check.amount > check.limit) or (
                     check.kind in ("tokens", "usd") and current >= check.limit
                 ):
                     con.execute("COMMIT")
                     return Decision(False, now, check, [current])
-                keys.append(key)
-                values.append(current)
-            reserved = []
-            for check, key in zip(checks, keys, strict=True):
-                if check.kind == "lease":
-                    con.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?)",
-                                (key, request_id, now + self.lease_s))  # fmt: skip
-                else:
-                    con.execute(
-                        "INSERT INTO counters VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-                        "value = CASE WHEN expires < ? THEN excluded.value ELSE value + "
-                        "excluded.value END, expires = CASE WHEN expires < ? THEN "
-                        "excluded.expires ELSE expires END",
-                        (key, check.amount, now + check.ttl_s, now, now),
-                    )  # fmt: skip
-                if check.kind != "count":
-                    reserved.append([check.kind, key, check.amount])
-            con.execute("INSERT INTO reservations VALUES (?, ?, ?)",
-                        (request_id, json.dumps(reserved), now + self.ttl_s))  # fmt: skip
+            self._apply(request_id, checks, keys, now)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -97,14 +79,45 @@ class SqliteLimits:
             True, now, None, [v + c.amount for v, c in zip(values, checks, strict=True)]
         )
 
-    def _current(self, check: Check, key: str, now: float) -> float:
-        if check.kind == "lease":
-            row = self.con.execute("SELECT count(*) FROM leases WHERE key = ? AND expires >= ?",
-                                   (key, now)).fetchone()  # fmt: skip
-            return float(row[0])
-        row = self.con.execute("SELECT value FROM counters WHERE key = ? AND expires >= ?",
+    def _values(self, checks: list[Check], keys: list[str], now: float) -> list[float]:
+        """Each counter now: the sums in one query, leases one query each."""
+        sums = [k for c, k in zip(checks, keys, strict=True) if c.kind != "lease"]
+        found: dict[str, float] = {}
+        if sums:
+            marks = ", ".join("?" * len(sums))
+            found = dict(self.con.execute(f"SELECT key, value FROM counters WHERE key IN ({marks})"
+                                          " AND expires >= ?", [*sums, now]).fetchall())  # fmt: skip
+        return [self._leases(k, now) if c.kind == "lease" else float(found.get(k, 0.0))
+                for c, k in zip(checks, keys, strict=True)]  # fmt: skip
+
+    def _leases(self, key: str, now: float) -> float:
+        row = self.con.execute("SELECT count(*) FROM leases WHERE key = ? AND expires >= ?",
                                (key, now)).fetchone()  # fmt: skip
-        return float(row[0]) if row else 0.0
+        return float(row[0])
+
+    def _apply(self, request_id: str, checks: list[Check], keys: list[str], now: float) -> None:
+        """Reserve every counter: one upsert for the sums, the leases, the reservation."""
+        sums = [(k, c.amount, now + c.ttl_s) for c, k in zip(checks, keys, strict=True)
+                if c.kind != "lease"]  # fmt: skip
+        if sums:
+            rows = ", ".join(["(?, ?, ?)"] * len(sums))
+            self.con.execute(
+                f"INSERT INTO counters VALUES {rows} ON CONFLICT (key) DO UPDATE SET value = "
+                "CASE WHEN expires < ? THEN excluded.value ELSE value + excluded.value END, "
+                "expires = CASE WHEN expires < ? THEN excluded.expires ELSE expires END",
+                [v for row in sums for v in row] + [now, now],
+            )  # fmt: skip
+        leases = [(k, request_id, now + self.lease_s) for c, k in zip(checks, keys, strict=True)
+                  if c.kind == "lease"]  # fmt: skip
+        if leases:
+            self.con.executemany("INSERT OR REPLACE INTO leases VALUES (?, ?, ?)", leases)
+        reserved = [[c.kind, k, c.amount] for c, k in zip(checks, keys, strict=True)
+                    if c.kind != "count"]  # fmt: skip
+        self.con.execute("INSERT INTO reservations VALUES (?, ?, ?)",
+                         (request_id, json.dumps(reserved), now + self.ttl_s))  # fmt: skip
+
+    def _current(self, check: Check, key: str, now: float) -> float:
+        return self._values([check], [key], now)[0]
 
     def _sweep(self, now: float) -> None:
         """Expired reservations end (their leases with them); now and then, old rows go."""
@@ -131,18 +144,17 @@ class SqliteLimits:
         con = self.con
         con.execute("BEGIN IMMEDIATE")
         try:
-            row = con.execute("SELECT data FROM reservations WHERE request_id = ?",
+            row = con.execute("DELETE FROM reservations WHERE request_id = ? RETURNING data",
                               (request_id,)).fetchone()  # fmt: skip
             if row is not None:
                 actual = {"tokens": tokens, "usd": usd}
-                for kind, key, amount in json.loads(row[0]):
-                    if kind == "lease":
-                        con.execute("DELETE FROM leases WHERE key = ? AND member = ?",
-                                    (key, request_id))  # fmt: skip
-                    else:
-                        con.execute("UPDATE counters SET value = value + ? WHERE key = ?",
-                                    (actual[kind] - amount, key))  # fmt: skip
-                con.execute("DELETE FROM reservations WHERE request_id = ?", (request_id,))
+                reserved = json.loads(row[0])
+                con.executemany("UPDATE counters SET value = value + ? WHERE key = ?",
+                                [(actual[kind] - amount, key) for kind, key, amount in reserved
+                                 if kind != "lease"])  # fmt: skip
+                con.executemany("DELETE FROM leases WHERE key = ? AND member = ?",
+                                [(key, request_id) for kind, key, _ in reserved
+                                 if kind == "lease"])  # fmt: skip
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -128,6 +128,17 @@ def test_a_spent_budget_is_insufficient_quota(mock: MockUpstream, tmp_path: Path
         assert error["code"] == "insufficient_quota" and "team:search" in error["message"]
         assert int(refused.headers["retry-after"]) > 60  # the day's end
         assert ask(gw, KEY_B).status_code == 200  # not in the team
+        time.sleep(0.3)  # the request log flushed
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "gateway", "stats", "--db",
+                          str(tmp_path / "requests.duckdb"), "--by", "team", "--policy",
+                          str(tmp_path / "policy.yaml")], capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    search = next(line for line in out.stdout.splitlines() if line.startswith("search"))
+    assert "$20/day" in search and " 34" in search  # two answered requests: $34 spent
 
 
 def test_per_model_limits_and_end_users(mock: MockUpstream, tmp_path: Path) -> None:
