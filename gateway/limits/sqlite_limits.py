@@ -85,8 +85,8 @@ class SqliteLimits:
         found: dict[str, float] = {}
         if sums:
             marks = ", ".join("?" * len(sums))
-            found = dict(self.con.execute(f"SELECT key, value FROM counters WHERE key IN ({marks})"
-                                          " AND expires >= ?", [*sums, now]).fetchall())  # fmt: skip
+            sql = f"SELECT key, value FROM counters WHERE key IN ({marks}) AND expires >= ?"
+            found = dict(self.con.execute(sql, [*sums, now]).fetchall())
         return [self._leases(k, now) if c.kind == "lease" else float(found.get(k, 0.0))
                 for c, k in zip(checks, keys, strict=True)]  # fmt: skip
 
