@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -152,7 +152,7 @@ def ready(port: int) -> bool:
         return False
 
 
-def load_with_key(port: int, seconds: float, body: dict[str, object]) -> float:
+def load_with_key(port: int, seconds: float, body: Mapping[str, object]) -> float:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.load", f"http://127.0.0.1:{port}/v1/chat/completions",
          orjson.dumps(body).decode(), "--concurrency", "20", "--duration", str(seconds),

@@ -131,7 +131,8 @@ class RedisLimits:
         packed = orjson.dumps(
             [[c.key, c.kind, c.limit, c.amount, c.window, int(c.ttl_s * 1000)] for c in checks]
         )  # one argument: ~50 us less than 30 (redis-py)
-        args = [request_id, self.lease_ms, self.ttl_ms, RESERVATIONS, packed]
+        args: list[str | int | bytes] = [request_id, self.lease_ms, self.ttl_ms, RESERVATIONS,
+                                         packed]  # fmt: skip
         try:
             async with asyncio.timeout(self.timeout_s):
                 out = await self._reserve(keys=keys, args=args)
