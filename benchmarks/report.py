@@ -114,6 +114,7 @@ def write_report(r: dict[str, Any], out: Path) -> None:
     parts.append(cache_note())
     parts.append(routing_note())
     parts.append(prompts_note())
+    parts.append(limits_note())
     parts.append(_plots(r, out))
     out.write_text("\n".join(parts))
 
@@ -308,6 +309,29 @@ already rendered: 0.93x requests/s (medians of five alternating rounds).
 def prompts_note() -> str:
     """Prompt resolution's figures (`benchmarks/prompts.txt`, by `python -m benchmarks.prompts`)."""
     return with_figures(PROMPTS_NOTE, "prompts.txt")
+
+
+LIMITS_NOTE = """
+## Limits
+
+Not from the suite run above: `python -m benchmarks.limits` (`benchmarks/limits.txt`
+below; Redis is Debian's redis-server on loopback). A key with rpm, tpm and concurrency
+limits in a team with a monthly budget: 5 counters. The targets are not met. Redis: the
+reservation before the call is ~0.3 ms at p50 (target <= 0.3 ms for both steps); the
+script itself runs ~33 us inside Redis, the rest is redis-py's asyncio client (~130-160 us
+of CPU a round trip on this machine even for PING). Packing the counters into one
+argument took ~50 us off; settlements share a pipeline (~90 us a request). Embedded
+(SQLite WAL): ~94 us before the call and ~56 us after (target <= 30 us): two disk
+transactions a request, down from ~250 us by halving the statements. Throughput at 20
+concurrent falls to ~0.45x with either store: the step's CPU is more than the rest of
+the request. What would meet the targets: a lighter client for these two Redis calls,
+and an embedded store on memory-mapped pages (LMDB) instead of SQLite transactions.
+"""
+
+
+def limits_note() -> str:
+    """Limits' figures (`benchmarks/limits.txt`, by `python -m benchmarks.limits`)."""
+    return with_figures(LIMITS_NOTE, "limits.txt")
 
 
 def _targets(r: dict[str, Any]) -> str:
