@@ -67,12 +67,12 @@ def away_from_a_minute_boundary() -> None:
 def test_ten_rpm_across_three_replicas_lets_exactly_ten_through(
     tmp_path: Path, mock: MockUpstream, redis_url: str
 ) -> None:
-    path = write(tmp_path, mock, f"{{type: redis, url: '{redis_url}'}}",
+    path = write(tmp_path, mock, f"{{type: redis, url: '{redis_url}', timeout_ms: 3000}}",
                  "keys_defaults: {limits: {rpm: 10}}\n")  # fmt: skip
     with replicas(path, tmp_path, 3) as bases:
         away_from_a_minute_boundary()
         codes = spread(bases, 40)
-    assert codes.count(200) == 10 and codes.count(429) == 30
+    assert codes.count(200) == 10 and codes.count(429) == 30, codes
 
 
 def test_a_budget_under_concurrency_overshoots_by_at_most_one_reservation(
@@ -80,7 +80,7 @@ def test_a_budget_under_concurrency_overshoots_by_at_most_one_reservation(
 ) -> None:
     """$0.01 a day; a request reserves 9 + 100 tokens ($0.0109, over the whole budget:
     the first is still let in) and really costs 17 tokens ($0.0017)."""
-    path = write(tmp_path, mock, f"{{type: redis, url: '{redis_url}'}}",
+    path = write(tmp_path, mock, f"{{type: redis, url: '{redis_url}', timeout_ms: 3000}}",
                  "keys_defaults: {budgets: [{usd: 0.01, period: day}]}\n"
                  "limits: {reserve_output_tokens: 100}\n")  # fmt: skip
     mock.behave("up-chat", Behavior(delay_s=2))
@@ -102,7 +102,7 @@ def test_a_budget_under_concurrency_overshoots_by_at_most_one_reservation(
 def test_concurrency_leases_of_a_killed_replica_expire(
     tmp_path: Path, mock: MockUpstream, redis_url: str
 ) -> None:
-    path = write(tmp_path, mock, f"{{type: redis, url: '{redis_url}'}}",
+    path = write(tmp_path, mock, f"{{type: redis, url: '{redis_url}', timeout_ms: 3000}}",
                  "keys_defaults: {limits: {concurrent: 1}}\nlimits: {lease_s: 2}\n")  # fmt: skip
     mock.behave("up-chat", Behavior(delay_s=4))
     port = free_port()
@@ -174,4 +174,4 @@ def test_the_embedded_store_under_two_workers(tmp_path: Path, mock: MockUpstream
     finally:
         proc.terminate()
         proc.wait(30)
-    assert codes.count(200) == 10 and codes.count(429) == 20
+    assert codes.count(200) == 10 and codes.count(429) == 20, codes
