@@ -63,7 +63,9 @@ def chat(gw: GatewayServer, key: str, model: str = "chat") -> httpx.Response:
                       json={"model": model, "messages": [{"role": "user", "content": "Hi"}]})  # fmt: skip
 
 
-def test_create_use_update_revoke_a_key(gw: GatewayServer, tmp_path: Path) -> None:
+def test_create_use_update_revoke_a_key(gw: GatewayServer, tmp_path: Path,
+                                        caplog: pytest.LogCaptureFixture,
+                                        capfd: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     r = admin(gw, "POST", "/admin/keys", id="app-1", team="search", models=["gpt-4o*", "chat"],
               limits={"rpm": 50}, metadata={"owner": "ana"})  # fmt: skip
     assert r.status_code == 200, r.text
@@ -97,6 +99,10 @@ def test_create_use_update_revoke_a_key(gw: GatewayServer, tmp_path: Path) -> No
     finally:
         log.close()
     assert secret not in text and "admin" not in text  # admin calls are not request rows
+    logged = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
+    out, err = capfd.readouterr()
+    for where in (logged, out, err):
+        assert secret not in where and secret[10:] not in where
 
 
 def test_audit_rows_for_every_change_without_secrets(gw: GatewayServer) -> None:

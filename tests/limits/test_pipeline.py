@@ -209,3 +209,14 @@ def test_budget_alerts_log_count_and_call_the_webhook(mock: MockUpstream, tmp_pa
     assert ready["limits"] == {"store": "embedded", "enforcing": "ok", "on_error": "closed"}
     posted = [r.body for r in mock.requests if r.path == "/hook"]
     assert posted == [{"scope": "team:search", "budget": "budget:day", "share": 0.8}]
+
+
+def test_cached_input_tokens_count_at_their_weight() -> None:
+    from gateway.context import RequestContext
+    from gateway.limits.stage import actual_usage
+    from gateway.telemetry.cost import TokenUse
+
+    ctx = RequestContext("r", "POST", "/v1/chat/completions")
+    ctx.tokens = TokenUse(input=1000, output=100, cached_input=800)
+    assert actual_usage(ctx, 1.0) == (1100, 0.0)
+    assert actual_usage(ctx, 0.25) == (1000 - 800 * 0.75 + 100, 0.0)
