@@ -3,7 +3,7 @@
 1. the limit step a request pays, in process: plan + reserve before the call and settle
    after it, for a key with rpm, tpm and concurrency limits in a team with a monthly
    budget (5 counters), against Redis on loopback (target p50 <= 0.3 ms: one round trip
-   before the call, one after) and the embedded SQLite store (target <= 30 us);
+   before the call, one after) and the embedded LMDB store (target <= 30 us);
 2. requests/s at 20 concurrent through a gateway with those limits (Redis, then
    embedded) against one without, same mock, alternating rounds, medians.
 
@@ -66,9 +66,9 @@ def step_cost(url: str, n: int, tmp: Path) -> dict[str, list[float]]:
     """Microseconds of plan + reserve + settle, per store (sequential requests)."""
     import redis.asyncio as aioredis
 
+    from gateway.limits.lmdb_limits import LmdbLimits
     from gateway.limits.plan import KeyLimits, checks, scopes
     from gateway.limits.redis_limits import RedisLimits
-    from gateway.limits.sqlite_limits import SqliteLimits
     from gateway.policy.models import Policy
 
     policy = Policy.model_validate({"version": 1, **_limits_doc()})
@@ -97,7 +97,7 @@ def step_cost(url: str, n: int, tmp: Path) -> dict[str, list[float]]:
         client = aioredis.Redis.from_url(url)
         out: dict[str, list[float]] = {}
         await run(RedisLimits(client, 1.0, 600, 900), "redis", out)
-        await run(SqliteLimits(tmp / "state.db", 1.0, 600, 900), "embedded", out)
+        await run(LmdbLimits(tmp / "limits.lmdb", 1.0, 600, 900), "embedded", out)
         await client.aclose()
         return out
 
@@ -120,7 +120,7 @@ def throughput(url: str, seconds: float, rounds: int) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory() as tmp:
         sha = hashlib.sha256(KEY.encode()).hexdigest()
         stores = {"redis": f"{{type: redis, url: '{url}'}}",
-                  "embedded": f"{{type: embedded, path: '{tmp}/state.db'}}"}  # fmt: skip
+                  "embedded": f"{{type: embedded, path: '{tmp}/state'}}"}  # fmt: skip
         policies = {}
         for name in ports:
             text = (f"version: 1\nproviders:\n  mock: {{type: openai, base_url: "

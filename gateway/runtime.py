@@ -28,7 +28,7 @@ from gateway.providers import build_provider
 from gateway.providers.base import Provider
 from gateway.routing import Route, Target, TargetHealth, build_route, new_health
 
-STATE_FILE = "gateway-state.db"  # the embedded store, beside the request log
+STATE_FILE = "gateway-state.db"  # the embedded store's keys and teams
 
 
 class Runtime:
@@ -101,12 +101,13 @@ class Runtime:
             raise ModelNotFound(model_id)
         return config
 
-    def _state_path(self) -> Path:
+    def _state_folder(self) -> Path:
+        """The embedded store's folder: `store.path`, else the request log's, else ."""
         policy = self.policy
         if policy.store.path:
             return Path(policy.store.path)
         log_path = policy.telemetry.duckdb
-        return Path(log_path).with_name(STATE_FILE) if log_path else Path(STATE_FILE)
+        return Path(log_path).parent if log_path else Path()
 
     def _records(self, reuse: Runtime | None) -> RecordStore | None:
         """Keys and teams made through the admin API: when the policy sets `store:`."""
@@ -115,7 +116,7 @@ class Runtime:
             return None
         if reuse is not None and reuse.records is not None and reuse.policy.store == store:
             return reuse.records
-        return build_records(store, self.redis_client, self._state_path())
+        return build_records(store, self.redis_client, self._state_folder() / STATE_FILE)
 
     def _limit_store(self, reuse: Runtime | None) -> LimitStore | None:
         """The counters' store, when anything is limited (or `store:` is set): kept across
@@ -126,7 +127,7 @@ class Runtime:
         if (reuse is not None and reuse.limit_store is not None and reuse.policy.store ==
                 policy.store and reuse.policy.limits == policy.limits):  # fmt: skip
             return reuse.limit_store
-        return build_store(policy.store, policy.limits, self.redis_client, self._state_path())
+        return build_store(policy.store, policy.limits, self.redis_client, self._state_folder())
 
     def redis_client(self, url: str, timeout_s: float) -> aioredis.Redis:
         """One client (one connection pool) per Redis URL, for every cache naming it."""

@@ -1,4 +1,5 @@
-"""The embedded record store: tables in the limits' SQLite file (WAL mode)."""
+"""The embedded record store: keys, teams and the audit log in one SQLite file (WAL
+mode: every worker process reads and writes it), `gateway-state.db`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from gateway.keys import Kind, RecordUnavailable
-from gateway.limits.sqlite_limits import open_db
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, id TEXT NOT NULL, "
@@ -17,6 +17,14 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS audit (at TEXT NOT NULL, actor TEXT, action TEXT NOT NULL, "
     "kind TEXT NOT NULL, id TEXT NOT NULL, before TEXT, after TEXT)",
 )
+
+
+def open_db(path: Path, timeout_s: float) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
+    return con
 
 
 class SqliteRecords:

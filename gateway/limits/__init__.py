@@ -1,7 +1,7 @@
 """Rate limits and budgets: every scope a request falls under (its key, the key's team,
 its end user, and per model within each) checked and reserved in one atomic step before
 the call, and settled with the real usage after it. The counters live in a
-`LimitStore`, chosen by `store.type`: `embedded` (SQLite in WAL mode, one machine) or
+`LimitStore`, chosen by `store.type`: `embedded` (LMDB, every process on one machine) or
 `redis` (replicas; one Lua script a step, Redis's own clock)."""
 
 from __future__ import annotations
@@ -73,8 +73,11 @@ class LimitStore(Protocol):
 RedisFactory = Callable[[str, float], Any]  # (url, timeout_s) -> the shared client
 
 
+LIMITS_FILE = "gateway-limits.lmdb"  # the embedded store's counters
+
+
 def build_store(config: StoreConfig, settings: LimitSettings, redis: RedisFactory,
-                default_path: Path) -> LimitStore:  # fmt: skip
+                folder: Path) -> LimitStore:  # fmt: skip
     """The policy's `store:` for counters: embedded (SQLite) or redis."""
     timeout_s = config.timeout_ms / 1000
     if config.type == "redis":
@@ -83,10 +86,10 @@ def build_store(config: StoreConfig, settings: LimitSettings, redis: RedisFactor
         assert config.url is not None  # (refused at load otherwise)
         return RedisLimits(redis(config.url, timeout_s), timeout_s, settings.lease_s,
                            settings.reservation_ttl_s)  # fmt: skip
-    from gateway.limits.sqlite_limits import SqliteLimits
+    from gateway.limits.lmdb_limits import LmdbLimits
 
-    path = Path(config.path) if config.path else default_path
-    return SqliteLimits(path, timeout_s, settings.lease_s, settings.reservation_ttl_s)
+    return LmdbLimits(folder / LIMITS_FILE, timeout_s, settings.lease_s,
+                      settings.reservation_ttl_s)  # fmt: skip
 
 
 def limits_configured(policy: Policy) -> bool:

@@ -35,13 +35,30 @@ class KeyLimits:
     budgets: tuple[Budget, ...]
 
 
+ScopeCache = dict[int, tuple[KeyLimits, Scope]]
+
+
+def key_scope(key: KeyLimits, defaults: ScopeLimits, cache: ScopeCache | None) -> Scope:
+    """A key's limits over `keys_defaults`, merged once per key object (policy keys live
+    as long as their policy, API keys' identities a second) when a cache is given."""
+    cached = cache.get(id(key)) if cache is not None else None
+    if cached is not None and cached[0] is key:
+        return cached[1]
+    scope = Scope(f"key:{key.id}", key.limits.merged_over(defaults.limits),
+                  key.budgets or defaults.budgets)  # fmt: skip
+    if cache is not None:
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[id(key)] = (key, scope)
+    return scope
+
+
 def scopes(policy: Policy, key: KeyLimits | None, user: str | None,
-           api_team: ScopeLimits | None = None) -> list[Scope]:  # fmt: skip
+           api_team: ScopeLimits | None = None,
+           cache: ScopeCache | None = None) -> list[Scope]:  # fmt: skip
     found = []
     if key is not None:
-        defaults = policy.keys_defaults
-        found.append(Scope(f"key:{key.id}", key.limits.merged_over(defaults.limits),
-                           key.budgets or defaults.budgets))  # fmt: skip
+        found.append(key_scope(key, policy.keys_defaults, cache))
         team: ScopeLimits | None = policy.teams.get(key.team) if key.team else None
         team = team if team is not None else api_team
         if team is not None:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from gateway.context import RequestContext
 from gateway.errors import QuotaExceeded, RateLimitExceeded, ServiceUnavailable
 from gateway.limits import Check, Decision, LimitStore, StoreUnavailable
-from gateway.limits.plan import KeyLimits, checks, scopes
+from gateway.limits.plan import KeyLimits, ScopeCache, checks, scopes
 from gateway.policy.limits import ScopeLimits
 from gateway.policy.models import ModelConfig, Policy
 from gateway.telemetry.cost import IN_PROCESS, TokenUse, library_price, policy_cost
@@ -41,13 +41,14 @@ class Limiter:
     degraded: int = 0  # requests let through while the store was down (on_error: open)
     unavailable_since: float | None = None  # the store's outage, for /readyz
     alerted: set[tuple[str, str, float]] = field(default_factory=set)  # (counter, window, share)
+    scope_cache: ScopeCache = field(default_factory=dict)  # keys' limits over the defaults
 
     async def reserve(self, ctx: RequestContext, key: KeyLimits | None,
                       team: ScopeLimits | None, model: str, count_prompt: Callable[[], int],
                       max_tokens: int | None) -> None:  # fmt: skip
         """Reserve what the request may use in every scope it falls under; a refusal is
         a 429 (the request is then not counted)."""
-        found = scopes(self.policy, key, ctx.end_user, team)
+        found = scopes(self.policy, key, ctx.end_user, team, self.scope_cache)
         if not found:
             return
         prompt_tokens = count_prompt()

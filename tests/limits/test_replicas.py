@@ -160,7 +160,7 @@ def test_redis_down_closed_is_503_open_passes_and_both_recover(
 
 
 def test_the_embedded_store_under_two_workers(tmp_path: Path, mock: MockUpstream) -> None:
-    path = write(tmp_path, mock, f"{{type: embedded, path: '{tmp_path / 'state.db'}'}}",
+    path = write(tmp_path, mock, f"{{type: embedded, path: '{tmp_path / 'state'}'}}",
                  "keys_defaults: {limits: {rpm: 10}}\n")  # fmt: skip
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--port", str(port),

@@ -1,4 +1,4 @@
-"""The contract every limit store passes (embedded SQLite and Redis alike): counters
+"""The contract every limit store passes (embedded LMDB and Redis alike): counters
 checked and reserved together or not at all, `count` exact, `tokens`/`usd` overshooting
 by at most one reservation, leases, settlement replacing the reservation once (and only
 once), expired reservations swept."""
@@ -13,14 +13,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.limits import Check, LimitStore
+from gateway.limits.lmdb_limits import LmdbLimits
 from gateway.limits.redis_limits import RedisLimits
-from gateway.limits.sqlite_limits import SqliteLimits
 
 
 @pytest.fixture(params=["embedded", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LimitStore]:
     if request.param == "embedded":
-        found: LimitStore = SqliteLimits(tmp_path / "state.db", 1.0, 600, 900)
+        found: LimitStore = LmdbLimits(tmp_path / "limits.lmdb", 1.0, 600, 900)
         yield found
         await found.aclose()
         return
@@ -99,7 +99,7 @@ async def test_leases_end_at_settlement(store: LimitStore) -> None:
 
 async def test_expired_leases_and_reservations_are_swept(tmp_path: Path, redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
-    stores: list[LimitStore] = [SqliteLimits(tmp_path / "s.db", 1.0, 0.2, 0.2),
+    stores: list[LimitStore] = [LmdbLimits(tmp_path / "s.lmdb", 1.0, 0.2, 0.2),
                                 RedisLimits(client, 1.0, 0.2, 0.2)]  # fmt: skip
     for store in stores:
         assert (await store.reserve("dies", [leases(1), usd(1.0, 0.4)])).allowed
