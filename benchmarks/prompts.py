@@ -42,33 +42,10 @@ feedback:
 experiments:
   tone:
     prompt: support-reply
-    arms: {{"1": 0.5, "2": 0.5}}
+    arms: {{"3": 0.5, "4": 0.5}}
     metric: resolved
 """
-PROMPT = """\
-name: support-reply
-versions:
-  - version: 1
-    messages:
-      - {role: system, content: "You are a support agent for {{ product }}. Answer in {{ language | default('English') }}."}
-      - {role: user, content: "{{ question }}"}
-    variables:
-      product: {type: string}
-      question: {type: string, maxLength: 4000}
-      language: {type: string, enum: [English, French, German]}
-    model: chat
-    params: {temperature: 0.2, max_tokens: 400}
-  - version: 2
-    messages:
-      - {role: system, content: "You are a friendly support agent for {{ product }}."}
-      - {role: user, content: "{{ question }}"}
-    variables:
-      product: {type: string}
-      question: {type: string, maxLength: 4000}
-    model: chat
-    params: {temperature: 0.5, max_tokens: 300}
-labels: {production: 1}
-"""
+PROMPT = (Path(__file__).parents[1] / "examples/support/prompts/support-reply.yaml").read_text()
 VARIABLES = orjson.dumps({"product": "Acme", "question": "Where is my order? " * 10}).decode()
 
 
@@ -86,7 +63,7 @@ def body(model: str, user: str = "user-42") -> dict[str, Any]:
         return {"model": model, "messages": [], "user": user,
                 "metadata": {"prompt_variables": VARIABLES}}  # fmt: skip
     question = orjson.loads(VARIABLES)["question"]
-    return {"model": model, "user": user, "temperature": 0.2, "max_tokens": 400, "messages": [
+    return {"model": model, "user": user, "temperature": 0.2, "max_tokens": 40, "messages": [
         {"role": "system", "content": "You are a support agent for Acme. Answer in English."},
         {"role": "user", "content": question},
     ]}  # fmt: skip
@@ -139,7 +116,7 @@ def throughput(seconds: float, rounds: int) -> dict[str, list[float]]:
 def ready(port: int) -> bool:
     try:
         return httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=2,
-                          json=body("prompt:support-reply@1")).status_code == 200  # fmt: skip
+                          json=body("prompt:support-reply@3")).status_code == 200  # fmt: skip
     except httpx.HTTPError:
         return False
 

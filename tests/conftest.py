@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 import pytest
 import uvicorn
@@ -143,6 +144,25 @@ def gateway_process(policy: Path, log: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def wait_rows(db: Path, sql: str, want: int = 1, timeout_s: float = 5) -> list[tuple[Any, ...]]:
+    """`sql` on the request log once it returns `want` rows (the writer flushes on its
+    own schedule; the file may be busy meanwhile)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            con = duckdb.connect(str(db), read_only=True)
+            try:
+                found = con.execute(sql).fetchall()
+            finally:
+                con.close()
+            if len(found) >= want:
+                return found
+        except duckdb.Error:
+            pass
+        assert time.monotonic() < deadline, f"wanted {want} rows from {db}"
+        time.sleep(0.1)
 
 
 @contextmanager

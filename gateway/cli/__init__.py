@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gateway import __version__, stats
 from gateway.cli import (
@@ -36,27 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "check": lambda args: check.run(args.path),
+    "stats": stats.run, "logs": stats.run, "guardrails": guardrails.run, "models": models.run,
+    "cache": cache.run, "routes": routes.run, "prompts": prompts.run,
+    "experiments": experiments.run, "keys": keys.run, "serve": serve.run,
+}  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "version":
         print(f"llm-gateway {__version__}")
         return 0
-    if args.command == "check":
-        return check.run(args.path)
-    if args.command in ("stats", "logs"):
-        return stats.run(args)
-    if args.command == "guardrails":
-        return guardrails.run(args)
-    if args.command == "models":
-        return models.run(args)
-    if args.command == "cache":
-        return cache.run(args)
-    if args.command == "routes":
-        return routes.run(args)
-    if args.command == "prompts":
-        return prompts.run(args)
-    if args.command == "experiments":
-        return experiments.run(args)
-    if args.command == "keys":
-        return keys.run(args)
-    return serve.run(args)
+    return RUNNERS[args.command](args)

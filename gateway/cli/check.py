@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from gateway.policy.loader import PolicyError, load_policy
+from gateway.policy.loader import LoadedPolicy, PolicyError, load_policy
 from gateway.policy.models import LocalProviderConfig, PiiGuardrail, Policy
 
 
@@ -36,12 +36,19 @@ def local_models(policy: Policy) -> list[str]:
     return models
 
 
-def run(path: str) -> int:
+def load_or_report(path: str | None) -> LoadedPolicy | None:
+    """The policy, or None with every problem printed (for the commands that read it)."""
     try:
-        loaded = load_policy(path)
+        return load_policy(path)
     except PolicyError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
+        return None
+
+
+def run(path: str) -> int:
+    loaded = load_or_report(path)
+    if loaded is None:
         return 1
     policy = loaded.policy
     problems = missing_ner_models(policy)

@@ -13,8 +13,8 @@ from typing import Any
 import duckdb
 
 from gateway.app import POLICY_ENV
+from gateway.cli.check import load_or_report
 from gateway.experiments import data, formats, report
-from gateway.policy.loader import PolicyError, load_policy
 from gateway.prompts.registry import arm_version
 
 FORMATS = {"table": formats.table, "markdown": formats.markdown, "json": formats.as_json}
@@ -41,11 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.policy:
         print(f"name the policy (--policy or ${POLICY_ENV})", file=sys.stderr)
         return 2
-    try:
-        loaded = load_policy(args.policy)
-    except PolicyError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
+    loaded = load_or_report(args.policy)
+    if loaded is None:
         return 1
     policy = loaded.policy
     if args.tool == "list":

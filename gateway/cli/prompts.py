@@ -14,8 +14,9 @@ import orjson
 import yaml
 
 from gateway.app import POLICY_ENV
+from gateway.cli.check import load_or_report
 from gateway.errors import GatewayError
-from gateway.policy.loader import LoadedPolicy, PolicyError, load_policy
+from gateway.policy.loader import LoadedPolicy
 from gateway.prompts.lock import LOCK_NAME, content_hash
 from gateway.prompts.render import CompiledVersion
 from gateway.prompts.stage import Choice, build_body, build_experiments, choose
@@ -49,11 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.policy:
         print(f"name the policy directory (--policy or ${POLICY_ENV})", file=sys.stderr)
         return 2
-    try:
-        loaded = load_policy(args.policy)
-    except PolicyError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
+    loaded = load_or_report(args.policy)
+    if loaded is None:
         return 1
     try:
         return TOOLS[args.tool](loaded, args)

@@ -118,8 +118,8 @@ async def stored(records: RecordStore, kind: Kind, ident: str) -> dict[str, Any]
 
 async def save(records: RecordStore, kind: Kind, record: dict[str, Any], actor: str,
                action: str, before: dict[str, Any] | None) -> None:  # fmt: skip
-    public = {k: v for k, v in record.items() if k != "sha256"}
-    audit = {"at": now_iso(), "actor": actor, "action": action, "before": before, "after": public}
+    audit = {"at": now_iso(), "actor": actor, "action": action, "before": before,
+             "after": without_hash(record)}  # fmt: skip
     try:
         await records.put(kind, record, audit)
     except RecordUnavailable as exc:
@@ -240,12 +240,22 @@ async def existing(records: RecordStore, kind: Kind, ident: str) -> dict[str, An
     return doc
 
 
+async def api_record(runtime: Runtime, records: RecordStore, kind: Kind, ident: str,
+                     verb: str) -> dict[str, Any]:  # fmt: skip
+    """A record made through the API (a policy's own: 409, `verb` it in the policy)."""
+    if policy_key(runtime, ident) if kind == "key" else policy_team(runtime, ident):
+        raise Conflict(f"The {kind} {ident!r} is defined in the policy: {verb} it there.")
+    return await existing(records, kind, ident)
+
+
+def without_hash(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "sha256"}
+
+
 async def update_record(request: Request) -> Response:
     runtime, records, actor = authorize(request)
     kind, ident = kind_of(request), request.path_params["id"]
-    if policy_key(runtime, ident) if kind == "key" else policy_team(runtime, ident):
-        raise Conflict(f"The {kind} {ident!r} is defined in the policy: change it there.")
-    before = await existing(records, kind, ident)
+    before = await api_record(runtime, records, kind, ident, "change")
     if before.get("revoked_at"):
         raise Conflict(f"The {kind} {ident!r} is revoked.")
     fields, _ = await body_of(request, KeyFields if kind == "key" else TeamFields)
@@ -254,16 +264,14 @@ async def update_record(request: Request) -> Response:
     after = {**before, **changed, "updated_at": now_iso()}
     record = (KeyRecord if kind == "key" else TeamRecord).model_validate(after)
     await save(records, kind, record.model_dump(mode="json"), actor, "update",
-               {k: v for k, v in before.items() if k != "sha256"})  # fmt: skip
+               without_hash(before))  # fmt: skip
     return answer(public(kind, record.model_dump(mode="json")))
 
 
 async def revoke_record(request: Request) -> Response:
     runtime, records, actor = authorize(request)
     kind, ident = kind_of(request), request.path_params["id"]
-    if policy_key(runtime, ident) if kind == "key" else policy_team(runtime, ident):
-        raise Conflict(f"The {kind} {ident!r} is defined in the policy: remove it there.")
-    before = await existing(records, kind, ident)
+    before = await api_record(runtime, records, kind, ident, "remove")
     if kind == "team":
         users = [k["id"] for k in await records.list_all("key")
                  if k.get("team") == ident and not k.get("revoked_at")]  # fmt: skip
@@ -272,8 +280,7 @@ async def revoke_record(request: Request) -> Response:
     if before.get("revoked_at"):
         return answer(public(kind, before))
     after = {**before, "revoked_at": now_iso(), "updated_at": now_iso()}
-    await save(records, kind, after, actor, "revoke",
-               {k: v for k, v in before.items() if k != "sha256"})  # fmt: skip
+    await save(records, kind, after, actor, "revoke", without_hash(before))
     return answer(public(kind, after))
 
 

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import pytest
 
 from benchmarks.mock_upstream import MockUpstream
 from gateway.app import Settings
-from tests.conftest import GatewayServer
+from tests.conftest import GatewayServer, wait_rows
 from tests.prompts.conftest import PolicyDir
 
 KEYS = """\
@@ -50,23 +48,6 @@ def feedback(gw: GatewayServer, headers: dict[str, str], **body: Any) -> httpx.R
     return httpx.post(gw.v1 + "/feedback", headers=headers, json=body)
 
 
-def query(db: Path, sql: str, want: int) -> list[tuple[Any, ...]]:
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            con = duckdb.connect(str(db), read_only=True)
-            try:
-                found = con.execute(sql).fetchall()
-            finally:
-                con.close()
-            if len(found) >= want:
-                return found
-        except duckdb.Error:
-            pass
-        assert time.monotonic() < deadline, f"wanted {want} rows"
-        time.sleep(0.1)
-
-
 def test_feedback_is_stored_replaced_and_joinable(gw: GatewayServer, tmp_path: Path) -> None:
     request_id = ask(gw, A).headers["x-request-id"]
     r = feedback(gw, A, request_id=request_id, metric="resolved", value=False)
@@ -79,9 +60,9 @@ def test_feedback_is_stored_replaced_and_joinable(gw: GatewayServer, tmp_path: P
         feedback(gw, A, request_id=request_id, metric="tone", value="friendly").status_code == 200
     )
     db = tmp_path / "requests.duckdb"
-    history = query(db, "SELECT metric, value FROM feedback_history ORDER BY created_at", 4)
+    history = wait_rows(db, "SELECT metric, value FROM feedback_history ORDER BY created_at", 4)
     assert history == [("resolved", 0.0), ("resolved", 1.0), ("rating", 4.5), ("tone", None)]
-    latest = query(
+    latest = wait_rows(
         db,
         """
         SELECT f.metric, f.value, f.category, f.comment, f.key_id, r.experiment, r.arm
@@ -167,7 +148,7 @@ def test_feedback_on_a_request_only_in_the_log(policy_dir: PolicyDir, mock: Mock
         )
         r = feedback(second, A, request_id=request_id, metric="resolved", value=True)
         assert r.status_code == 200, r.text
-    rows = query(tmp_path / "requests.duckdb", "SELECT request_id FROM feedback", 1)
+    rows = wait_rows(tmp_path / "requests.duckdb", "SELECT request_id FROM feedback", 1)
     assert rows == [(request_id,)]
 
 

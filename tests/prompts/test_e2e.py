@@ -11,13 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import openai
 import pytest
 
 from benchmarks.mock_upstream import MockUpstream
 from gateway.app import Settings
-from tests.conftest import GatewayServer
+from tests.conftest import GatewayServer, wait_rows
 from tests.prompts.conftest import PROMPT, PolicyDir
 from tests.telemetry.otlp_receiver import HttpReceiver
 from tests.telemetry.test_otel import SERVER, otel_env, wait_for
@@ -40,23 +39,6 @@ def ask(client: openai.OpenAI, model: str, variables: dict[str, Any] | None = No
     metadata = {"prompt_variables": json.dumps(variables if variables is not None else VARS)}
     return client.chat.completions.create(model=model, messages=kwargs.pop("messages", []),
                                           metadata=metadata, **kwargs)  # fmt: skip
-
-
-def log_rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            con = duckdb.connect(str(db), read_only=True)
-            try:
-                found = con.execute(sql).fetchall()
-            finally:
-                con.close()
-            if found:
-                return found
-        except duckdb.Error:
-            pass
-        assert time.monotonic() < deadline, "no rows in the request log"
-        time.sleep(0.1)
 
 
 def test_the_rendered_prompt_reaches_the_upstream(
@@ -101,7 +83,7 @@ def test_refs_header_variables_and_the_request_log(policy_dir: PolicyDir, mock: 
         sent = mock.requests[-1].body
         assert sent["messages"][0]["content"] == "You are a friendly support agent for Globex."
         assert sent["metadata"] == {"ticket": "T-1"}
-    rows = log_rows(tmp_path / "requests.duckdb",
+    rows = wait_rows(tmp_path / "requests.duckdb",
                     "SELECT model, prompt_name, prompt_version, tags FROM requests ORDER BY started_at")  # fmt: skip
     assert [r[:3] for r in rows] == [
         ("small", "support-reply", "4"), ("small", "support-reply", "4"),
@@ -193,7 +175,7 @@ def test_experiment_arm_on_the_request_log_and_span(
             for user in ("alice", "bob", "carol", "dave"):
                 ask(client, "prompt:support-reply@experiment", user=user)
             wait_for(receiver.received, 4)
-    rows = log_rows(tmp_path / "requests.duckdb",
+    rows = wait_rows(tmp_path / "requests.duckdb",
                     "SELECT end_user, experiment, arm, prompt_version, model FROM requests ORDER BY end_user")  # fmt: skip
     assert len(rows) == 4
     for _, experiment, arm, version, model in rows:
