@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.policy.checks import cross_reference_errors
 from gateway.policy.located import (
     KeyPath,
     Located,
@@ -23,7 +24,7 @@ from gateway.policy.located import (
     parse_yaml,
     pydantic_message,
 )
-from gateway.policy.models import Policy, cross_reference_errors
+from gateway.policy.models import Policy
 from gateway.prompts.registry import (
     PromptRegistry,
     experiment_errors,

@@ -49,8 +49,8 @@ from gateway.telemetry.otlp import (
     gateway_resource,
     otlp_configured,
 )
+from gateway.telemetry.semconv import semconv_messages
 from gateway.telemetry.stage_metrics import RoutingMetrics, cache_metrics, limit_metrics
-from gateway.validation import listed
 
 log = logging.getLogger("gateway.telemetry")
 RECORDER_QUEUE = 10_000
@@ -376,29 +376,6 @@ class OTelSink:
             await asyncio.to_thread(self.export_process.shutdown)
         if self.otel_metrics is not None:
             await asyncio.to_thread(self.otel_metrics.shutdown)
-
-
-def semconv_messages(captured: str) -> str:
-    """OpenAI-style messages as the conventions' `gen_ai.input.messages` JSON."""
-    sent = orjson.loads(captured)
-    messages = []
-    for message in listed(sent.get("messages")):
-        content = message.get("content")
-        if isinstance(content, str):
-            parts = [{"type": "text", "content": content}]
-        else:
-            parts = [
-                {"type": "text", "content": p.get("text", "")}
-                for p in content or ()
-                if p.get("type") == "text"
-            ]
-        messages.append({"role": message.get("role"), "parts": parts})
-    for key in ("prompt", "input"):
-        if key in sent:
-            messages.append(
-                {"role": "user", "parts": [{"type": "text", "content": str(sent[key])}]}
-            )
-    return orjson.dumps(messages).decode()
 
 
 METRIC_LABELS = {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
