@@ -79,7 +79,7 @@ class AnthropicProvider:
         self.config = config
         self.address = upstream_address(config.base_url)
         self.http = AnthropicHTTP(config)
-        self.url = config.base_url + "/messages"
+        self.url = messages_url(config.base_url)
         self._headers = {
             "content-type": "application/json",
             **USER_AGENT,
@@ -117,3 +117,10 @@ class AnthropicProvider:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+def messages_url(base_url: str) -> str:
+    """`base_url` as the policy has it (`.../v1`) or as Anthropic's SDKs and
+    `ANTHROPIC_BASE_URL` write it (`https://api.anthropic.com`, no `/v1`): both reach
+    `/v1/messages`."""
+    return base_url + ("/messages" if base_url.endswith("/v1") else "/v1/messages")
