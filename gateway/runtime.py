@@ -101,7 +101,13 @@ class Runtime:
             raise ModelNotFound(model_id)
         return config
 
-    def _state_folder(self) -> Path:
+    @property
+    def store_at(self) -> tuple[str, str | None, Path]:
+        """Where the store is: a reload keeps it open while this is unchanged."""
+        return (self.policy.store.type, self.policy.store.url, self.state_folder.resolve())
+
+    @property
+    def state_folder(self) -> Path:
         """The embedded store's folder: `store.path`, else the request log's, else ."""
         policy = self.policy
         if policy.store.path:
@@ -114,9 +120,9 @@ class Runtime:
         store = self.policy.store
         if "store" not in self.policy.model_fields_set:
             return None
-        if reuse is not None and reuse.records is not None and reuse.policy.store == store:
+        if reuse is not None and reuse.records is not None and reuse.store_at == self.store_at:
             return reuse.records
-        return build_records(store, self.redis_client, self._state_folder() / STATE_FILE)
+        return build_records(store, self.redis_client, self.state_folder / STATE_FILE)
 
     def _limit_store(self, reuse: Runtime | None) -> LimitStore | None:
         """The counters' store, when anything is limited (or `store:` is set): kept across
@@ -124,10 +130,11 @@ class Runtime:
         policy = self.policy
         if not limits_configured(policy) and "store" not in policy.model_fields_set:
             return None
-        if (reuse is not None and reuse.limit_store is not None and reuse.policy.store ==
-                policy.store and reuse.policy.limits == policy.limits):  # fmt: skip
+        if reuse is not None and reuse.limit_store is not None and reuse.store_at == self.store_at:
+            # one LMDB environment a file and process: kept while the store stays where
+            # it is (`timeout_ms`, `lease_s`, `reservation_ttl_s` then apply at a restart)
             return reuse.limit_store
-        return build_store(policy.store, policy.limits, self.redis_client, self._state_folder())
+        return build_store(policy.store, policy.limits, self.redis_client, self.state_folder)
 
     def redis_client(self, url: str, timeout_s: float) -> aioredis.Redis:
         """One client (one connection pool) per Redis URL, for every cache naming it."""

@@ -84,7 +84,9 @@ class GatewayState:
         cost, then tell every sink."""
         if ctx.operation is None and (ctx.path in PROBES or ctx.path.startswith("/admin/")):
             if self._otel is not None:  # no row, span or GenAI metric: a plain count
-                self._otel.probe(ctx.path, ctx.status)
+                # (admin paths without their ids: /admin/keys/k-1 counts as /admin/keys)
+                path = ctx.path if ctx.path in PROBES else "/".join(ctx.path.split("/")[:3])
+                self._otel.probe(path, ctx.status)
             return
         policy = self.runtime.policy
         model = policy.models.get(ctx.model or "")

@@ -222,3 +222,15 @@ def test_usage_shows_spend_against_budget(gw: GatewayServer) -> None:
     assert admin(gw, "GET", "/admin/usage?key=nope").status_code == 404
     assert admin(gw, "GET", "/admin/usage").status_code == 400
     assert admin(gw, "GET", "/admin/usage?key=spender", key=POLICY_KEY).status_code == 403
+
+
+def test_admin_calls_are_counted_without_their_ids(gw: GatewayServer) -> None:
+    """Probe counts label admin calls by their resource, not by each key's id (one
+    series per key would grow without bound)."""
+    admin(gw, "POST", "/admin/keys", id="m-1")
+    admin(gw, "GET", "/admin/keys/m-1")
+    admin(gw, "GET", "/admin/keys/m-2")
+    time.sleep(0.3)
+    scrape = httpx.get(gw.base_url + "/metrics").text
+    assert 'url_path="/admin/keys"' in scrape
+    assert "m-1" not in scrape and "m-2" not in scrape

@@ -220,3 +220,16 @@ def test_cached_input_tokens_count_at_their_weight() -> None:
     ctx.tokens = TokenUse(input=1000, output=100, cached_input=800)
     assert actual_usage(ctx, 1.0) == (1100, 0.0)
     assert actual_usage(ctx, 0.25) == (1000 - 800 * 0.75 + 100, 0.0)
+
+
+def test_a_reload_keeps_the_store_and_its_counts(mock: MockUpstream, tmp_path: Path) -> None:
+    """Changing on_error or the limits' settings reloads onto the same open store (LMDB
+    takes one environment a file and process), so the minute's count carries on."""
+    away_from_a_minute_boundary()
+    with gateway(mock, tmp_path, "keys_defaults: {limits: {rpm: 2}}\n") as gw:
+        assert ask(gw).status_code == 200
+        path = tmp_path / "policy.yaml"
+        path.write_text(path.read_text() + "limits: {lease_s: 30}\nstore: {on_error: open}\n")
+        assert gw.app.state.reloader.reload_from_thread("test")
+        assert ask(gw).status_code == 200
+        assert ask(gw).status_code == 429  # the count survived the reload
