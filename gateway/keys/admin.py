@@ -54,7 +54,8 @@ class Conflict(GatewayError):
 
 def admin_hashes(runtime: Runtime) -> set[str]:
     auth = runtime.policy.auth
-    found = set(auth.admin_keys) | ({auth.admin_key_sha256} if auth.admin_key_sha256 else set())
+    found = set(auth.admin_keys) | set(runtime.policy.admin_keys)
+    found |= {auth.admin_key_sha256} if auth.admin_key_sha256 else set()
     env = os.environ.get(ADMIN_KEY_ENV)
     if env:
         found.add(hashlib.sha256(env.encode()).hexdigest())

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,20 @@ def open_db(path: Path, timeout_s: float) -> sqlite3.Connection:
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
     return con
+
+
+@contextmanager
+def transaction(con: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back if the block does not finish."""
+    con.execute("BEGIN IMMEDIATE")
+    committed = False
+    try:
+        yield
+        con.execute("COMMIT")
+        committed = True
+    finally:
+        if not committed:
+            con.execute("ROLLBACK")
 
 
 class SqliteRecords:
@@ -54,8 +70,7 @@ class SqliteRecords:
     async def put(self, kind: Kind, record: dict[str, Any], audit: dict[str, Any]) -> None:
         con = self.con
         try:
-            con.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(con):
                 con.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
                             (kind, record["id"], json.dumps(record)))  # fmt: skip
                 if kind == "key":
@@ -64,10 +79,6 @@ class SqliteRecords:
                 con.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?)", (
                     audit["at"], audit["actor"], audit["action"], kind, record["id"],
                     json.dumps(audit["before"]), json.dumps(audit["after"])))  # fmt: skip
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise RecordUnavailable(f"sqlite {self.path}: {exc}") from None
 

@@ -56,7 +56,8 @@ class ExperimentConfig(Strict):
 
     prompt: str
     arms: dict[str, float] = Field(min_length=2)  # arm (a version or a label) -> share
-    # sticky by the request's `user`, or by metadata.session_id; random when it is absent
+    # sticky by the request's `user` (else its metadata.session_id), or with `session` by
+    # metadata.session_id (else x-gateway-session); random when there is none
     unit: Literal["user", "session", "request"] = "user"
     metric: str
     min_samples: int = Field(default=200, ge=1)  # per arm, before a verdict

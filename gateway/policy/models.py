@@ -41,6 +41,7 @@ def regex(pattern: str) -> str:
 
 
 HttpUrl = Annotated[str, AfterValidator(http_url)]
+AdminKeyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]  # an admin key's sha256
 Regex = Annotated[str, AfterValidator(regex)]
 
 
@@ -271,7 +272,7 @@ class AuthConfig(Strict):
     require_keys: bool = False
     # the admin API (/admin/keys, /admin/teams, /admin/usage, /admin/audit): these keys'
     # sha256 (or GATEWAY_ADMIN_KEY in the environment); never a gateway key
-    admin_keys: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = ()
+    admin_keys: tuple[AdminKeyHash, ...] = ()
     allow_unauthenticated_remote: bool = False
     # /metrics: this key only (sha256 hex); unset (or empty), loopback clients only
     metrics_key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
@@ -319,6 +320,7 @@ class Policy(Strict):
     end_users: ScopeLimits = ScopeLimits()  # each end user (the request's `user`) alone
     limits: LimitSettings = LimitSettings()
     store: StoreConfig = StoreConfig()
+    admin_keys: tuple[AdminKeyHash, ...] = ()  # as auth.admin_keys (either place works)
     feedback: FeedbackConfig = FeedbackConfig()
     experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
 

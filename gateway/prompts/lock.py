@@ -55,10 +55,12 @@ def render_lock(lock: Lock) -> str:
 def write_lock(path: Path, lock: Lock) -> None:
     """Atomically (a temporary file renamed over the old one)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".prompts.lock.")
+    replaced = False
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(render_lock(lock))
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        replaced = True
+    finally:
+        if not replaced:  # whatever stopped the write: no temporary file left behind
+            Path(tmp).unlink(missing_ok=True)

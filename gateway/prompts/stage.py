@@ -129,17 +129,16 @@ def assign(experiment: Experiment, body: dict[str, Any], headers: Mapping[str, s
 
 
 def unit_of(unit: str, body: dict[str, Any], headers: Mapping[str, str]) -> str | None:
-    """The request's `user`, or its session (metadata.session_id, else the
-    x-gateway-session header); None: assigned at random."""
-    if unit == "user":
-        user = body.get("user")
-        return user if isinstance(user, str) and user else None
-    if unit == "session":
-        metadata = body.get("metadata")
-        session = metadata.get("session_id") if isinstance(metadata, dict) else None
-        session = session if isinstance(session, str) and session else None
-        return session or headers.get(SESSION_HEADER) or None
-    return None
+    """`user`: the request's `user`, else its session; `session`: metadata.session_id,
+    else the x-gateway-session header; None (or `request`): assigned at random."""
+    if unit == "request":
+        return None
+    user = body.get("user") if unit == "user" else None
+    if isinstance(user, str) and user:
+        return user
+    metadata = body.get("metadata")
+    session = metadata.get("session_id") if isinstance(metadata, dict) else None
+    return session if isinstance(session, str) and session else headers.get(SESSION_HEADER)
 
 
 def variables(body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:

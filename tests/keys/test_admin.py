@@ -234,3 +234,14 @@ def test_admin_calls_are_counted_without_their_ids(gw: GatewayServer) -> None:
     scrape = httpx.get(gw.base_url + "/metrics").text
     assert 'url_path="/admin/keys"' in scrape
     assert "m-1" not in scrape and "m-2" not in scrape
+
+
+def test_a_top_level_admin_keys_list_works_too(tmp_path: Path, mock: MockUpstream) -> None:
+    path = write(tmp_path, mock)
+    text = path.read_text().replace("  admin_keys: [", "admin_keys: [", 1)
+    lines = text.splitlines()
+    moved = next(line for line in lines if line.startswith("admin_keys:"))
+    lines.remove(moved)
+    path.write_text("\n".join(lines) + "\n" + moved + "\n")
+    with GatewayServer(Settings(policy_path=str(path), watch_policy=False)) as server:
+        assert admin(server, "GET", "/admin/keys").status_code == 200

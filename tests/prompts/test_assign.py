@@ -157,3 +157,14 @@ def test_a_running_gateway_moves_thompson_shares_on_feedback(
             assert time.monotonic() < deadline, share
             time.sleep(0.1)
         assert share["3"] >= 0.05 - 1e-9  # the floor
+
+
+def test_units_fall_back_from_user_to_session() -> None:
+    from gateway.prompts.stage import unit_of
+
+    session = {"metadata": {"session_id": "s-1"}}
+    assert unit_of("user", {"user": "u-1", **session}, {}) == "u-1"
+    assert unit_of("user", session, {}) == "s-1"  # no user: its session
+    assert unit_of("session", {"user": "u-1", **session}, {}) == "s-1"
+    assert unit_of("session", {}, {"x-gateway-session": "h-1"}) == "h-1"
+    assert unit_of("user", {}, {}) is None and unit_of("request", {"user": "u"}, {}) is None
